@@ -1,0 +1,46 @@
+# Shared by scripts/*.sh: package installation and the build. Source it; do not run it.
+set -euo pipefail
+
+CLICKPIPE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CLICKPIPE_ROOT
+
+# Debian packages the build and tests need.
+CLICKPIPE_PACKAGES=(
+  cmake ninja-build g++ pkg-config git
+  libfmt-dev libspdlog-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "error: need root or sudo to run: $*" >&2
+    return 1
+  fi
+}
+
+# Installs whichever of the given packages are missing; runs apt-get update only when needed.
+ensure_packages() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# configure_and_build PRESET: configure (once) and build with the CMake preset.
+configure_and_build() {
+  local preset="$1"
+  cd "$CLICKPIPE_ROOT"
+  echo "==> configure ($preset)"
+  cmake --preset "$preset" >/dev/null
+  echo "==> build ($preset)"
+  cmake --build --preset "$preset" -- -j"$(nproc)"
+}
