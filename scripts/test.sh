@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test. Exits non-zero on any failure.
-#   ./scripts/test.sh          the dev preset (Debug, AddressSanitizer + UBSan): every test
+#   1. the dev preset (Debug, AddressSanitizer + UBSan): every test
+#   2. the tsan preset (ThreadSanitizer): the tests labelled "runtime" (threads and races)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ensure_packages "${CLICKPIPE_PACKAGES[@]}"
+cd "$CLICKPIPE_ROOT"
 
 configure_and_build dev
 echo "==> test (dev: ASan + UBSan)"
-cd "$CLICKPIPE_ROOT"
 ctest --preset dev -j"$(nproc)"
+
+configure_and_build tsan
+echo "==> test (tsan: runtime under ThreadSanitizer)"
+ctest --preset tsan -L runtime -j"$(nproc)"

@@ -2,7 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <string>
+#include <type_traits>
 
 #include "clickpipe/error.hpp"
 #include "clickpipe/lifecycle/diagram.hpp"
@@ -161,6 +166,236 @@ void from_json(const json& j, TriggerSet& s) {
     std::string field = "triggers[" + std::to_string(i) + "]";
     s.insert(parse_enum<Trigger>(j[i], field, parse_trigger, "trigger"));
   }
+}
+
+namespace {
+
+std::string time_text(TimePoint t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms.count() % 1000));
+  return out;
+}
+
+template <class T>
+void optional_field(const json& j, const std::string& parent, const char* name, T& out) {
+  auto it = j.find(name);
+  if (it == j.end()) return;
+  try {
+    out = it->template get<T>();
+  } catch (const json::exception&) {
+    throw InvalidField(field_path(parent, name), std::string("expected ") +
+                                                     (std::is_same_v<T, bool> ? "a boolean"
+                                                      : std::is_arithmetic_v<T> ? "a number"
+                                                                                : "a string"));
+  }
+}
+
+template <class Int>
+void count_field(const json& j, const std::string& parent, const char* name, Int& out) {
+  auto it = j.find(name);
+  if (it == j.end()) return;
+  if (!it->is_number_integer() || it->template get<std::int64_t>() < 0)
+    throw InvalidField(field_path(parent, name), "expected a whole number >= 0");
+  out = static_cast<Int>(it->template get<std::int64_t>());
+}
+
+void ms_field(const json& j, const std::string& parent, const char* name,
+              std::chrono::milliseconds& out) {
+  std::int64_t v = out.count();
+  count_field(j, parent, name, v);
+  out = std::chrono::milliseconds(v);
+}
+
+RetryPolicy retry_from(const json& j, const std::string& field, RetryPolicy r) {
+  if (!j.is_object()) throw InvalidField(field, "expected an object");
+  count_field(j, field, "max_attempts", r.max_attempts);
+  ms_field(j, field, "initial_backoff_ms", r.initial_backoff);
+  ms_field(j, field, "max_backoff_ms", r.max_backoff);
+  if (auto it = j.find("multiplier"); it != j.end()) {
+    if (!it->is_number()) throw InvalidField(field + ".multiplier", "expected a number");
+    r.multiplier = it->get<double>();
+  }
+  if (auto it = j.find("jitter"); it != j.end()) {
+    if (!it->is_number()) throw InvalidField(field + ".jitter", "expected a number");
+    r.jitter = it->get<double>();
+  }
+  return r;
+}
+
+}  // namespace
+
+void to_json(json& j, Lsn lsn) { j = to_string(lsn); }
+void from_json(const json& j, Lsn& lsn) {
+  auto v = parse_lsn(require_string(j, "lsn"));
+  if (!v) throw InvalidField("lsn", "expected a position like 16/B374D848");
+  lsn = *v;
+}
+
+void to_json(json& j, const RetryPolicy& r) {
+  j = json{{"max_attempts", r.max_attempts},
+           {"initial_backoff_ms", r.initial_backoff.count()},
+           {"max_backoff_ms", r.max_backoff.count()},
+           {"multiplier", r.multiplier},
+           {"jitter", r.jitter}};
+}
+void from_json(const json& j, RetryPolicy& r) { r = retry_from(j, "retry", r); }
+
+void to_json(json& j, const Settings& s) {
+  j = json{{"sync_interval_ms", s.sync_interval.count()},
+           {"pull_batch_size", s.pull_batch_size},
+           {"rows_per_partition", s.rows_per_partition},
+           {"partitions_in_parallel", s.partitions_in_parallel},
+           {"tables_in_parallel", s.tables_in_parallel},
+           {"max_partitions_per_table", s.max_partitions_per_table},
+           {"provisioning_retry", s.provisioning_retry},
+           {"setup_retry", s.setup_retry},
+           {"snapshot_partition_retry", s.snapshot_partition_retry},
+           {"cdc_retry", s.cdc_retry}};
+}
+void from_json(const json& j, Settings& s) {
+  const std::string p = "settings";
+  if (!j.is_object()) throw InvalidField(p, "expected an object");
+  static const char* known[] = {"sync_interval_ms",       "pull_batch_size",
+                                "rows_per_partition",     "partitions_in_parallel",
+                                "tables_in_parallel",     "max_partitions_per_table",
+                                "provisioning_retry",     "setup_retry",
+                                "snapshot_partition_retry", "cdc_retry"};
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(std::begin(known), std::end(known), key) == std::end(known))
+      throw InvalidField(p + "." + key, "unknown setting");
+  }
+  Settings out = s;
+  ms_field(j, p, "sync_interval_ms", out.sync_interval);
+  count_field(j, p, "pull_batch_size", out.pull_batch_size);
+  count_field(j, p, "rows_per_partition", out.rows_per_partition);
+  count_field(j, p, "partitions_in_parallel", out.partitions_in_parallel);
+  count_field(j, p, "tables_in_parallel", out.tables_in_parallel);
+  count_field(j, p, "max_partitions_per_table", out.max_partitions_per_table);
+  for (auto [name, member] :
+       {std::pair{"provisioning_retry", &Settings::provisioning_retry},
+        std::pair{"setup_retry", &Settings::setup_retry},
+        std::pair{"snapshot_partition_retry", &Settings::snapshot_partition_retry},
+        std::pair{"cdc_retry", &Settings::cdc_retry}}) {
+    if (auto it = j.find(name); it != j.end()) {
+      out.*member = retry_from(*it, p + "." + name, out.*member);
+    }
+  }
+  out.validate();
+  s = out;
+}
+
+void to_json(json& j, const TableRef& t) { j = json{{"schema", t.schema}, {"name", t.name}}; }
+void from_json(const json& j, TableRef& t) {
+  t.schema = require_string(require(j, "table", "schema"), "table.schema");
+  t.name = require_string(require(j, "table", "name"), "table.name");
+}
+
+void to_json(json& j, const Column& c) {
+  j = json{{"name", c.name},
+           {"type", c.type},
+           {"type_oid", c.type_oid},
+           {"type_modifier", c.type_modifier},
+           {"nullable", c.nullable},
+           {"array_dimensions", c.array_dimensions}};
+}
+void from_json(const json& j, Column& c) {
+  c.name = require_string(require(j, "column", "name"), "column.name");
+  c.type = require_string(require(j, "column", "type"), "column.type");
+  optional_field(j, "column", "type_oid", c.type_oid);
+  optional_field(j, "column", "type_modifier", c.type_modifier);
+  optional_field(j, "column", "nullable", c.nullable);
+  optional_field(j, "column", "array_dimensions", c.array_dimensions);
+}
+
+void to_json(json& j, const TableDefinition& d) {
+  j = json{{"table", d.table}, {"columns", d.columns}, {"primary_key", d.primary_key}};
+}
+void from_json(const json& j, TableDefinition& d) {
+  d.table = require(j, "definition", "table").get<TableRef>();
+  d.columns = require(j, "definition", "columns").get<std::vector<Column>>();
+  d.primary_key = require(j, "definition", "primary_key").get<std::vector<std::string>>();
+}
+
+void to_json(json& j, const SlotInfo& s) {
+  j = json{{"name", s.name}, {"consistent_point", s.consistent_point}};
+}
+void from_json(const json& j, SlotInfo& s) {
+  s.name = require_string(require(j, "slot", "name"), "slot.name");
+  s.consistent_point = require(j, "slot", "consistent_point").get<Lsn>();
+}
+
+void to_json(json& j, const Partition& p) {
+  j = json{{"index", p.index}, {"begin", p.begin}, {"end", p.end}, {"estimated_rows", p.estimated_rows}};
+}
+void from_json(const json& j, Partition& p) {
+  count_field(j, "partition", "index", p.index);
+  p.begin = require_string(require(j, "partition", "begin"), "partition.begin");
+  p.end = require_string(require(j, "partition", "end"), "partition.end");
+  count_field(j, "partition", "estimated_rows", p.estimated_rows);
+}
+
+void to_json(json& j, const PipeStatus& s) {
+  json snapshot = json::array();
+  for (const auto& t : s.snapshot) {
+    snapshot.push_back(json{{"table", t.table.qualified()},
+                            {"planned", t.planned},
+                            {"partitions_total", t.partitions_total},
+                            {"partitions_done", t.partitions_done},
+                            {"rows_copied", t.rows_copied},
+                            {"estimated_rows", t.estimated_rows}});
+  }
+  json tables = json::array();
+  for (const auto& t : s.tables) tables.push_back(t.qualified());
+  json cdc{{"confirmed", s.cdc.confirmed ? json(*s.cdc.confirmed) : json(nullptr)},
+           {"source_head", s.cdc.source_head},
+           {"lag_bytes", s.cdc.lag_bytes},
+           {"batches", s.cdc.batches},
+           {"changes", s.cdc.changes},
+           {"last_batch_at", s.cdc.last_batch_at ? json(time_text(*s.cdc.last_batch_at))
+                                                  : json(nullptr)}};
+  json retry = nullptr;
+  if (s.retry) {
+    retry = json{{"operation", s.retry->operation},
+                 {"attempt", s.retry->attempt},
+                 {"max_attempts", s.retry->max_attempts},
+                 {"last_error", s.retry->last_error},
+                 {"next_attempt_at", s.retry->next_attempt_at
+                                         ? json(time_text(*s.retry->next_attempt_at))
+                                         : json(nullptr)}};
+  }
+  json error = nullptr;
+  if (s.last_error) {
+    error = json{{"message", s.last_error->message},
+                 {"state", s.last_error->state},
+                 {"at", time_text(s.last_error->at)},
+                 {"fatal", s.last_error->fatal}};
+  }
+  json history = json::array();
+  for (const auto& h : s.history) {
+    history.push_back(
+        json{{"from", h.from}, {"trigger", h.trigger}, {"to", h.to}, {"at", time_text(h.at)}});
+  }
+  j = json{{"id", s.id},
+           {"state", s.state},
+           {"mode", s.mode},
+           {"since", time_text(s.since)},
+           {"allowed_commands", s.allowed_commands},
+           {"tables", tables},
+           {"snapshot", snapshot},
+           {"cdc", cdc},
+           {"slot", s.slot ? json(*s.slot) : json(nullptr)},
+           {"retry", retry},
+           {"last_error", error},
+           {"degraded_reason", s.degraded_reason.empty() ? json(nullptr) : json(s.degraded_reason)},
+           {"settings", s.settings},
+           {"history", history},
+           {"transitions", s.transitions}};
 }
 
 json transition_table_json() {

@@ -1,7 +1,16 @@
-// The public core of clickpipe. JSON conversions are separate: <clickpipe/json.hpp>.
+// The public core of clickpipe: the model, the values, the executor interfaces and the runtime.
+// JSON conversions are separate (<clickpipe/json.hpp>), as is the testing kit
+// (<clickpipe/testing/...>).
 #pragma once
 
+#include "clickpipe/change.hpp"
+#include "clickpipe/clock.hpp"
 #include "clickpipe/error.hpp"
+#include "clickpipe/executors/cdc_streamer.hpp"
+#include "clickpipe/executors/context.hpp"
+#include "clickpipe/executors/provisioner.hpp"
+#include "clickpipe/executors/snapshot_copier.hpp"
+#include "clickpipe/executors/table_setup.hpp"
 #include "clickpipe/format.hpp"
 #include "clickpipe/lifecycle/context.hpp"
 #include "clickpipe/lifecycle/diagram.hpp"
@@ -10,4 +19,12 @@
 #include "clickpipe/lifecycle/state.hpp"
 #include "clickpipe/lifecycle/transition_table.hpp"
 #include "clickpipe/lifecycle/trigger.hpp"
+#include "clickpipe/lsn.hpp"
+#include "clickpipe/runtime/health.hpp"
+#include "clickpipe/runtime/listener.hpp"
+#include "clickpipe/runtime/pipe.hpp"
+#include "clickpipe/settings.hpp"
+#include "clickpipe/slot.hpp"
+#include "clickpipe/status.hpp"
+#include "clickpipe/table.hpp"
 #include "clickpipe/version.hpp"

@@ -9,6 +9,11 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "clickpipe/lifecycle/lifecycle.hpp"
+#include "clickpipe/lsn.hpp"
+#include "clickpipe/settings.hpp"
+#include "clickpipe/slot.hpp"
+#include "clickpipe/status.hpp"
+#include "clickpipe/table.hpp"
 
 namespace clickpipe {
 
@@ -32,6 +37,27 @@ void to_json(nlohmann::json& j, const Rejection& r);
 void from_json(const nlohmann::json& j, Rejection& r);
 void to_json(nlohmann::json& j, const TriggerSet& s);
 void from_json(const nlohmann::json& j, TriggerSet& s);
+
+void to_json(nlohmann::json& j, Lsn lsn);  // "16/B374D848"
+void from_json(const nlohmann::json& j, Lsn& lsn);
+void to_json(nlohmann::json& j, const RetryPolicy& r);
+void from_json(const nlohmann::json& j, RetryPolicy& r);
+// Durations are integers in milliseconds ("sync_interval_ms"). Missing fields keep the defaults;
+// present fields of the wrong type or out of range throw InvalidField ("settings.<field>").
+void to_json(nlohmann::json& j, const Settings& s);
+void from_json(const nlohmann::json& j, Settings& s);
+void to_json(nlohmann::json& j, const TableRef& t);
+void from_json(const nlohmann::json& j, TableRef& t);
+void to_json(nlohmann::json& j, const Column& c);
+void from_json(const nlohmann::json& j, Column& c);
+void to_json(nlohmann::json& j, const TableDefinition& d);
+void from_json(const nlohmann::json& j, TableDefinition& d);
+void to_json(nlohmann::json& j, const SlotInfo& s);
+void from_json(const nlohmann::json& j, SlotInfo& s);
+void to_json(nlohmann::json& j, const Partition& p);
+void from_json(const nlohmann::json& j, Partition& p);
+// Status is written, not read: it is a report.
+void to_json(nlohmann::json& j, const PipeStatus& s);
 
 // The whole transition table as a JSON array of rows (for tooling and the golden-file test).
 nlohmann::json transition_table_json();

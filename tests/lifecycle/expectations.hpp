@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "clickpipe/clickpipe.hpp"
+#include "../print.hpp"
 
 namespace clickpipe::test {
 

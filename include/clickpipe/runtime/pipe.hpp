@@ -1,0 +1,106 @@
+// Pipe: one pipe's lifecycle run for real, on worker threads, driven by the transition table.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "clickpipe/clock.hpp"
+#include "clickpipe/executors/cdc_streamer.hpp"
+#include "clickpipe/executors/provisioner.hpp"
+#include "clickpipe/executors/snapshot_copier.hpp"
+#include "clickpipe/executors/table_setup.hpp"
+#include "clickpipe/lifecycle/lifecycle.hpp"
+#include "clickpipe/runtime/health.hpp"
+#include "clickpipe/runtime/listener.hpp"
+#include "clickpipe/settings.hpp"
+#include "clickpipe/status.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace clickpipe {
+
+struct Executors {
+  std::shared_ptr<Provisioner> provisioner;
+  std::shared_ptr<TableSetup> table_setup;
+  std::shared_ptr<SnapshotCopier> snapshot;
+  std::shared_ptr<CdcStreamer> cdc;
+};
+
+struct PipeConfig {
+  std::string id;
+  Mode mode = Mode::InitialLoadAndCdc;
+  std::vector<TableRef> tables;
+  Settings settings;
+
+  // Throws InvalidField naming the first bad field ("id", "tables[2].name", "settings....").
+  void validate() const;
+};
+
+struct PipeOptions {
+  std::shared_ptr<spdlog::logger> logger;  // default: a clone of spdlog's default logger
+  std::shared_ptr<Clock> clock;            // default: the system clock
+  std::shared_ptr<HealthPolicy> health;    // default: none, so the pipe is never Degraded
+  std::optional<std::uint64_t> seed;       // for backoff jitter; default: random
+};
+
+// The answer to a command, given at once. Accepted: the transition was taken (its work goes on in
+// the background; use wait_for to see its effect). Queued: issued from a listener, it runs when
+// the listener returns (a refusal then reaches on_rejected). Rejected: not legal in this state,
+// nothing changed. Invalid: bad arguments, nothing changed.
+struct CommandResult {
+  enum class Status : std::uint8_t { Accepted, Queued, Rejected, Invalid };
+  Status status = Status::Accepted;
+  std::optional<Rejection> rejection;  // for Rejected
+  std::string message;                 // for Rejected and Invalid
+
+  bool accepted() const noexcept { return status == Status::Accepted || status == Status::Queued; }
+  explicit operator bool() const noexcept { return accepted(); }
+};
+
+// Threading: every member function may be called from any thread. Commands are serialized: each
+// is checked against the transition table and carried out under the pipe's lock, so none
+// interleave. Work runs on a worker thread the pipe starts when its state has work and ends when
+// it has none (an idle pipe holds no thread); snapshot partitions use more threads, up to the
+// settings' parallelism. Destroying the pipe stops its work (as shutdown()) and joins its threads;
+// do not destroy it from one of its own listeners.
+class Pipe {
+ public:
+  Pipe(PipeConfig config, Executors executors, PipeOptions options = {});
+  ~Pipe();
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+
+  // Begins the work of the current state (a new pipe: Provisioning).
+  void start();
+  // Stops all work and joins the workers without changing the state; start() resumes.
+  void shutdown();
+
+  CommandResult pause();
+  CommandResult resume();
+  CommandResult retry();
+  CommandResult resync();
+  CommandResult add_tables(std::vector<TableRef> tables);
+  CommandResult cancel_table_addition();
+  CommandResult remove_tables(std::vector<TableRef> tables);
+  CommandResult update_settings(Settings settings);
+  CommandResult remove();  // the `delete` command
+
+  const std::string& id() const noexcept;
+  State state() const;
+  // Waits until the pipe is in `state`; false on timeout.
+  bool wait_for(State state, std::chrono::milliseconds timeout) const;
+  PipeStatus status() const;
+
+  void add_listener(std::shared_ptr<TransitionListener> listener);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace clickpipe

@@ -1,0 +1,32 @@
+// The replication slot a pipe streams from, and the partitions its initial load is split into.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "clickpipe/lsn.hpp"
+
+namespace clickpipe {
+
+struct SlotInfo {
+  std::string name;
+  Lsn consistent_point;  // CDC replays every change after it; snapshot rows stand below it
+
+  friend bool operator==(const SlotInfo&, const SlotInfo&) = default;
+};
+
+// One piece of a table's initial load. The bounds mean something only to the copier that planned
+// them (ctid block ranges, key ranges); the runtime stores them and hands them back.
+struct Partition {
+  std::uint32_t index = 0;
+  std::string begin;
+  std::string end;
+  std::uint64_t estimated_rows = 0;
+
+  friend bool operator==(const Partition&, const Partition&) = default;
+};
+
+// Where loaded rows go: the pipe's tables, or the `<table>_resync` copies a resync swaps in.
+enum class TableTarget : std::uint8_t { Main, Resync };
+
+}  // namespace clickpipe

@@ -1,0 +1,92 @@
+// A pipe's status as a plain value: what status() returns and what status JSON shows.
+// It never holds secrets: errors carry messages that executors wrote without them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "clickpipe/lifecycle/lifecycle.hpp"
+#include "clickpipe/lsn.hpp"
+#include "clickpipe/settings.hpp"
+#include "clickpipe/slot.hpp"
+#include "clickpipe/table.hpp"
+
+namespace clickpipe {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+struct TableProgress {
+  TableRef table;
+  bool planned = false;
+  std::uint32_t partitions_total = 0;
+  std::uint32_t partitions_done = 0;
+  std::uint64_t rows_copied = 0;  // rows of done partitions plus those reported in flight
+  std::uint64_t estimated_rows = 0;
+
+  friend bool operator==(const TableProgress&, const TableProgress&) = default;
+};
+
+struct CdcProgress {
+  std::optional<Lsn> confirmed;  // last position confirmed to the source
+  Lsn source_head;               // newest position the source reported
+  std::uint64_t lag_bytes = 0;   // source_head - confirmed, where both are known
+  std::uint64_t batches = 0;     // applied and confirmed since the pipe object was made
+  std::uint64_t changes = 0;
+  std::optional<TimePoint> last_batch_at;
+
+  friend bool operator==(const CdcProgress&, const CdcProgress&) = default;
+};
+
+// The operation being retried now, if any.
+struct RetryStatus {
+  std::string operation;  // e.g. "setup", "snapshot partition public.orders#3", "cdc"
+  std::uint32_t attempt = 0;
+  std::uint32_t max_attempts = 0;  // 0: without end
+  std::string last_error;
+  std::optional<TimePoint> next_attempt_at;
+
+  friend bool operator==(const RetryStatus&, const RetryStatus&) = default;
+};
+
+struct ErrorInfo {
+  std::string message;
+  State state = State::Unknown;  // where it happened
+  TimePoint at;
+  bool fatal = false;
+
+  friend bool operator==(const ErrorInfo&, const ErrorInfo&) = default;
+};
+
+struct HistoryEntry {
+  State from = State::Unknown;
+  Trigger trigger = Trigger::Pause;
+  State to = State::Unknown;
+  TimePoint at;
+
+  friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
+};
+
+struct PipeStatus {
+  std::string id;
+  State state = State::Unknown;
+  Mode mode = Mode::InitialLoadAndCdc;
+  TimePoint since;  // when the pipe entered `state`
+  TriggerSet allowed_commands;
+  std::vector<TableRef> tables;
+  std::vector<TableProgress> snapshot;  // per table of the current or last load
+  CdcProgress cdc;
+  std::optional<SlotInfo> slot;
+  std::optional<RetryStatus> retry;
+  std::optional<ErrorInfo> last_error;
+  std::string degraded_reason;
+  Settings settings;
+  std::vector<HistoryEntry> history;  // the newest kHistoryLimit transitions, oldest first
+  std::uint64_t transitions = 0;      // all transitions ever, including those trimmed
+
+  static constexpr std::size_t kHistoryLimit = 256;
+};
+
+}  // namespace clickpipe
