@@ -102,34 +102,10 @@ std::shared_ptr<spdlog::logger> default_logger(const std::string& id) {
   return spdlog::default_logger()->clone("clickpipe:" + id);
 }
 
-}  // namespace
-
-struct Pipe::Impl : ProgressSink {
-  Impl(PipeConfig config, Executors executors, PipeOptions options)
-      : id(config.id),
-        ex(std::move(executors)),
-        log(options.logger ? options.logger : default_logger(config.id)),
-        clock(options.clock ? options.clock : system_clock()),
-        health(std::move(options.health)),
-        rng(options.seed ? *options.seed : std::random_device{}()),
-        life(config.mode),
-        settings(std::move(config.settings)),
-        tables(std::move(config.tables)) {
-    since = clock->now();
-  }
-
-  // ---- immutable after construction ----
-  const std::string id;
-  const Executors ex;
-  const std::shared_ptr<spdlog::logger> log;
-  const std::shared_ptr<Clock> clock;
-  const std::shared_ptr<HealthPolicy> health;
-
-  // ---- guarded by mu ----
-  mutable std::mutex mu;
-  mutable std::condition_variable changed;
-  std::mt19937_64 rng;
+// What a pipe saves, as the runtime holds it; PipeRecord is its stored form.
+struct Durable {
   Lifecycle life;
+  Intent intent = Intent::Running;
   TimePoint since;
   Settings settings;
   std::vector<TableRef> tables;
@@ -139,12 +115,107 @@ struct Pipe::Impl : ProgressSink {
   std::vector<TableRef> cancelled_added;  // added tables to take out again before CDC resumes
   std::map<TableRef, TableLoad> load;
   std::optional<SlotInfo> slot;
-  CdcProgress cdc;
-  std::optional<RetryStatus> retry_status;
+  CdcProgress cdc;  // confirmed, batches and changes are saved; the rest is live
   std::optional<ErrorInfo> last_error;
-  std::string degraded_reason;
   std::deque<HistoryEntry> history;
   std::uint64_t transitions = 0;
+};
+
+PipeRecord to_record(const std::string& id, const Durable& d) {
+  PipeRecord r;
+  r.id = id;
+  r.lifecycle = d.life;
+  r.intent = d.intent;
+  r.since = d.since;
+  r.settings = d.settings;
+  r.tables = d.tables;
+  for (const auto& [t, def] : d.definitions) r.definitions.push_back(def);
+  r.pending_added = d.pending_added;
+  r.pending_removed = d.pending_removed;
+  r.cancelled_added = d.cancelled_added;
+  r.slot = d.slot;
+  for (const auto& [t, tl] : d.load) {
+    TableLoadRecord lr{t, tl.partitions, {}, tl.rows_done};
+    for (std::size_t i = 0; i < tl.done.size(); ++i) {
+      if (tl.done[i]) lr.done.push_back(static_cast<std::uint32_t>(i));
+    }
+    r.load.push_back(std::move(lr));
+  }
+  r.confirmed = d.cdc.confirmed;
+  r.cdc_batches = d.cdc.batches;
+  r.cdc_changes = d.cdc.changes;
+  r.last_error = d.last_error;
+  r.history.assign(d.history.begin(), d.history.end());
+  r.transitions = d.transitions;
+  return r;
+}
+
+Durable from_record(const PipeRecord& r) {
+  Durable d;
+  d.life = r.lifecycle;
+  d.intent = r.intent;
+  d.since = r.since;
+  d.settings = r.settings;
+  d.tables = r.tables;
+  for (const auto& def : r.definitions) d.definitions[def.table] = def;
+  d.pending_added = r.pending_added;
+  d.pending_removed = r.pending_removed;
+  d.cancelled_added = r.cancelled_added;
+  d.slot = r.slot;
+  for (const auto& lr : r.load) {
+    TableLoad& tl = d.load[lr.table];
+    tl.planned = true;
+    tl.partitions = lr.partitions;
+    tl.done.assign(lr.partitions.size(), false);
+    for (auto i : lr.done) tl.done.at(i) = true;
+    tl.rows_done = lr.rows_done;
+  }
+  d.cdc.confirmed = r.confirmed;
+  d.cdc.batches = r.cdc_batches;
+  d.cdc.changes = r.cdc_changes;
+  d.last_error = r.last_error;
+  d.history.assign(r.history.begin(), r.history.end());
+  d.transitions = r.transitions;
+  return d;
+}
+
+// Saving never gives up on its own: a store that keeps failing keeps the pipe where it is.
+RetryPolicy store_retry(const Settings& s) {
+  RetryPolicy p = s.setup_retry;
+  p.max_attempts = 0;
+  return p;
+}
+
+}  // namespace
+
+struct Pipe::Impl : ProgressSink {
+  Impl(const std::string& pipe_id, Durable durable, Executors executors, PipeOptions options)
+      : id(pipe_id),
+        ex(std::move(executors)),
+        log(options.logger ? options.logger : default_logger(pipe_id)),
+        clock(options.clock ? options.clock : system_clock()),
+        health(std::move(options.health)),
+        store(std::move(options.store)),
+        partition_limit(std::move(options.partition_limit)),
+        rng(options.seed ? *options.seed : std::random_device{}()),
+        d(std::move(durable)) {}
+
+  // ---- immutable after construction ----
+  const std::string id;
+  const Executors ex;
+  const std::shared_ptr<spdlog::logger> log;
+  const std::shared_ptr<Clock> clock;
+  const std::shared_ptr<HealthPolicy> health;
+  const std::shared_ptr<StateStore> store;
+  const std::shared_ptr<ConcurrencyLimit> partition_limit;
+
+  // ---- guarded by mu ----
+  mutable std::mutex mu;
+  mutable std::condition_variable changed;
+  std::mt19937_64 rng;
+  Durable d;
+  std::optional<RetryStatus> retry_status;
+  std::string degraded_reason;
 
   std::uint64_t epoch = 0;  // bumped whenever the current work must stop
   std::stop_source work_stop;
@@ -161,23 +232,37 @@ struct Pipe::Impl : ProgressSink {
   // ---------------------------------------------------------------------------------------------
   // Transitions: the only place the state changes.
 
-  ApplyResult transition_locked(Trigger trigger, const std::string& error = {}) {
-    const State from = life.state();
-    const ApplyResult result = life.apply(trigger);
+  // Takes the transition, applies `edit` (a command's own bookkeeping) and saves the result
+  // before anything else can see it. When the save fails, everything is put back as it was and
+  // the StoreError is thrown: nothing happened.
+  ApplyResult transition_locked(Trigger trigger, const std::string& error = {},
+                                const std::function<void(Durable&)>& edit = {}) {
+    const State from = d.life.state();
+    const ApplyResult result = d.life.check(trigger);
     if (!result) return result;
     const Transition& t = result.transition();
+    const Durable before = d;
     const TimePoint now = clock->now();
-    if (t.kind == Kind::External) {
-      since = now;
-      if (work_for(from) != work_for(t.to) || from == t.to) {
-        ++epoch;
-        work_stop.request_stop();
-      }
-    }
+    d.life.apply(trigger);
+    if (t.kind == Kind::External) d.since = now;
     after_transition_locked(t, error, now);
-    history.push_back(HistoryEntry{t.from, t.trigger, t.to, now});
-    while (history.size() > PipeStatus::kHistoryLimit) history.pop_front();
-    ++transitions;
+    if (edit) edit(d);
+    d.history.push_back(HistoryEntry{t.from, t.trigger, t.to, now});
+    while (d.history.size() > PipeStatus::kHistoryLimit) d.history.pop_front();
+    ++d.transitions;
+    try {
+      save_locked();
+    } catch (const StoreError&) {
+      d = before;
+      throw;
+    }
+
+    // Saved: from here on it may be seen and acted upon.
+    if (t.kind == Kind::External && (work_for(from) != work_for(t.to) || from == t.to)) {
+      ++epoch;
+      work_stop.request_stop();
+    }
+    if (t.to != State::Degraded) degraded_reason.clear();
     Notification n;
     n.event = TransitionEvent{id, t, now, error};
     outbox.push_back(std::move(n));
@@ -186,38 +271,73 @@ struct Pipe::Impl : ProgressSink {
     return result;
   }
 
+  void save_locked() {
+    if (store) store->save(to_record(id, d));
+  }
+
+  // Changes what is saved outside a transition (definitions, plans, done partitions, CDC
+  // positions): applies `edit`, saves, and on a store error puts it back, waits and tries again
+  // until it is saved or `stop` is requested (then throws Cancelled).
+  void save_with_retry(const std::string& what, std::stop_token stop,
+                       const std::function<void(Durable&)>& edit) {
+    for (std::uint32_t attempt = 1;; ++attempt) {
+      std::string error;
+      RetryPolicy policy;
+      {
+        std::lock_guard lk(mu);
+        const Durable before = d;
+        edit(d);
+        try {
+          save_locked();
+          if (retry_status && retry_status->operation == what) retry_status.reset();
+          return;
+        } catch (const StoreError& e) {
+          d = before;
+          error = e.what();
+          policy = store_retry(d.settings);
+        }
+      }
+      backoff(what, policy, attempt, error, stop);
+    }
+  }
+
   // Keeps the runtime's own bookkeeping in step with the model's context.
   void after_transition_locked(const Transition& t, const std::string& error, TimePoint now) {
-    const Context& c = life.context();
+    const Context& c = d.life.context();
     if (t.trigger == Trigger::FatalError) {
-      last_error = ErrorInfo{error, t.from, now, true};
+      d.last_error = ErrorInfo{error, t.from, now, true};
       retry_status.reset();
     }
-    if (t.trigger == Trigger::Resync) load.clear();  // a new load starts from nothing
-    if (t.trigger == Trigger::TablesRemoved) pending_removed.clear();
-    if (t.to != State::Degraded) degraded_reason.clear();
+    if (t.trigger == Trigger::Resync) d.load.clear();  // a new load starts from nothing
+    if (t.trigger == Trigger::TablesRemoved) {
+      for (const auto& r : d.pending_removed) {
+        d.definitions.erase(r);
+        d.load.erase(r);
+      }
+      d.pending_removed.clear();
+    }
 
     // An addition ends when its tables are loaded (or set up, CDC-only), or folds into a resync
     // that loads every table; any other end (cancel, a failure while pausing for it) abandons it,
     // and its tables leave the pipe again.
-    const bool adding = c.adding_tables || (life.state() == State::Pausing &&
+    const bool adding = c.adding_tables || (d.life.state() == State::Pausing &&
                                             c.pause_for == PauseFor::AddTables);
-    if (pending_added.empty() || adding) return;
+    if (d.pending_added.empty() || adding) return;
     const bool loaded = t.trigger == Trigger::SnapshotDone || t.trigger == Trigger::SetupDone;
     if (!loaded && t.trigger != Trigger::Resync) {
-      for (const auto& r : pending_added) {
-        std::erase(tables, r);
-        definitions.erase(r);
-        load.erase(r);
-        cancelled_added.push_back(r);
+      for (const auto& r : d.pending_added) {
+        std::erase(d.tables, r);
+        d.definitions.erase(r);
+        d.load.erase(r);
+        d.cancelled_added.push_back(r);
       }
-      log->info("table addition abandoned: {} table(s) leave the pipe", pending_added.size());
+      log->info("table addition abandoned: {} table(s) leave the pipe", d.pending_added.size());
     }
-    pending_added.clear();
+    d.pending_added.clear();
   }
 
   void ensure_runner_locked() {
-    if (!started || shutting_down || runner_active || work_for(life.state()) == Work::None) return;
+    if (!started || shutting_down || runner_active || work_for(d.life.state()) == Work::None) return;
     if (runner.joinable()) runner.join();  // the old runner has left its loop; it only returns
     runner_active = true;
     runner = std::jthread([this] { run(); });
@@ -303,26 +423,38 @@ struct Pipe::Impl : ProgressSink {
     return r;
   }
 
-  CommandResult simple(Trigger trigger) {
-    return command(trigger, [this, trigger] {
+  CommandResult simple(Trigger trigger, std::optional<Intent> intent = std::nullopt) {
+    return command(trigger, [this, trigger, intent] {
       std::lock_guard lk(mu);
-      return apply_command_locked(trigger);
+      return apply_command_locked(trigger, [intent](Durable& dur) {
+        if (intent) dur.intent = *intent;
+      });
     });
   }
 
-  CommandResult apply_command_locked(Trigger trigger) {
-    const ApplyResult r = transition_locked(trigger);
-    if (!r) {
-      log->info("{}", r.rejection());
-      return rejected(r.rejection());
+  // Checks and takes a command's transition; `edit` records what the command changes besides
+  // the state, saved together with it.
+  CommandResult apply_command_locked(Trigger trigger,
+                                     const std::function<void(Durable&)>& edit = {}) {
+    try {
+      const ApplyResult r = transition_locked(trigger, {}, edit);
+      if (!r) {
+        log->info("{}", r.rejection());
+        return rejected(r.rejection());
+      }
+      log->info("{}", r.transition());
+      return {};
+    } catch (const StoreError& e) {
+      log->error("{} not carried out: {}", trigger, e.what());
+      return {CommandResult::Status::Unavailable, std::nullopt,
+              fmt::format("{} not carried out: the pipe's state could not be saved: {}", trigger,
+                          e.what())};
     }
-    log->info("{}", r.transition());
-    return {};
   }
 
   std::optional<std::string> check_new_tables_locked(const std::vector<TableRef>& add) const {
     if (add.empty()) return "no tables given";
-    std::set<TableRef> seen(tables.begin(), tables.end());
+    std::set<TableRef> seen(d.tables.begin(), d.tables.end());
     for (std::size_t i = 0; i < add.size(); ++i) {
       if (add[i].name.empty() || add[i].schema.empty())
         return fmt::format("tables[{}]: schema and name must not be empty", i);
@@ -337,14 +469,14 @@ struct Pipe::Impl : ProgressSink {
 
   void rows_copied(const TableRef& table, std::uint32_t partition, std::uint64_t rows) override {
     std::lock_guard lk(mu);
-    auto it = load.find(table);
-    if (it != load.end()) it->second.rows_in_flight[partition] += rows;
+    auto it = d.load.find(table);
+    if (it != d.load.end()) it->second.rows_in_flight[partition] += rows;
   }
   void note(std::string_view text) override { log->info("{}", text); }
 
   ExecContext context(std::stop_token stop) {
     std::lock_guard lk(mu);
-    return ExecContext{std::move(stop), *this, *log, settings, id};
+    return ExecContext{std::move(stop), *this, *log, d.settings, id};
   }
 
   double random_unit() {
@@ -365,7 +497,7 @@ struct Pipe::Impl : ProgressSink {
       std::lock_guard lk(mu);
       RetryStatus rs{operation, attempt, policy.max_attempts, error, clock->now() + delay};
       retry_status = rs;
-      last_error = ErrorInfo{error, life.state(), clock->now(), false};
+      d.last_error = ErrorInfo{error, d.life.state(), clock->now(), false};
       Notification n;
       n.kind = Notification::Kind::Retry;
       n.retry = rs;
@@ -379,7 +511,7 @@ struct Pipe::Impl : ProgressSink {
 
   RetryPolicy policy(RetryPolicy Settings::*which) {
     std::lock_guard lk(mu);
-    return settings.*which;
+    return d.settings.*which;
   }
 
   // Calls f(ctx) until it succeeds, retrying transient errors under the policy `which`.
@@ -424,7 +556,7 @@ struct Pipe::Impl : ProgressSink {
   void run() {
     for (;;) {
       std::unique_lock lk(mu);
-      const Work work = work_for(life.state());
+      const Work work = work_for(d.life.state());
       if (shutting_down || work == Work::None) {
         runner_active = false;
         return;
@@ -447,15 +579,38 @@ struct Pipe::Impl : ProgressSink {
         outcome = Outcome::fatal(e.what());
       }
 
-      lk.lock();
-      if (outcome.event && my_epoch == epoch && !shutting_down) {
-        if (*outcome.event == Trigger::FatalError) {
-          log->error("failed in {}: {}", life.state(), outcome.error);
+      // The work is done: its event must be saved before it counts. A store that fails keeps
+      // the pipe here, retrying, until it saves or a command moves the pipe on.
+      for (std::uint32_t attempt = 1; outcome.event; ++attempt) {
+        std::string error;
+        RetryPolicy policy;
+        lk.lock();
+        if (my_epoch != epoch || shutting_down) {
+          lk.unlock();
+          break;
         }
-        const ApplyResult r = transition_locked(*outcome.event, outcome.error);
-        if (r) log->info("{}", r.transition());
+        if (*outcome.event == Trigger::FatalError && attempt == 1) {
+          log->error("failed in {}: {}", d.life.state(), outcome.error);
+        }
+        try {
+          const ApplyResult r = transition_locked(*outcome.event, outcome.error);
+          if (r) log->info("{}", r.transition());
+          if (retry_status && retry_status->operation == "store: save transition") {
+            retry_status.reset();
+          }
+          lk.unlock();
+          break;
+        } catch (const StoreError& e) {
+          error = e.what();
+          policy = store_retry(d.settings);
+        }
+        lk.unlock();
+        try {
+          backoff("store: save transition", policy, attempt, error, stop);
+        } catch (const Cancelled&) {
+          break;
+        }
       }
-      lk.unlock();
       deliver();
     }
   }
@@ -479,7 +634,7 @@ struct Pipe::Impl : ProgressSink {
     PipeInfo info;
     {
       std::lock_guard lk(mu);
-      info = PipeInfo{id, life.mode(), tables};
+      info = PipeInfo{id, d.life.mode(), d.tables};
     }
     with_retry("provisioning", &Settings::provisioning_retry, stop,
                [&](ExecContext& ctx) { ex.provisioner->provision(info, ctx); });
@@ -503,15 +658,16 @@ struct Pipe::Impl : ProgressSink {
     with_retry("setup: create tables", &Settings::setup_retry, stop, [&](ExecContext& ctx) {
       ex.table_setup->create_tables(defs, TableTarget::Main, ctx);
     });
-    std::lock_guard lk(mu);
-    for (auto& d : defs) definitions[d.table] = std::move(d);
+    save_with_retry("store: save table definitions", stop, [&](Durable& dur) {
+      for (const auto& def : defs) dur.definitions[def.table] = def;
+    });
   }
 
   Outcome setup(std::stop_token stop) {
     std::vector<TableRef> refs;
     {
       std::lock_guard lk(mu);
-      refs = life.context().adding_tables ? pending_added : tables;
+      refs = d.life.context().adding_tables ? d.pending_added : d.tables;
     }
     set_up_tables(refs, stop);
     return Outcome::done(Trigger::SetupDone);
@@ -520,7 +676,7 @@ struct Pipe::Impl : ProgressSink {
   std::vector<TableDefinition> definitions_of(const std::vector<TableRef>& refs) {
     std::lock_guard lk(mu);
     std::vector<TableDefinition> out;
-    for (const auto& r : refs) out.push_back(definitions.at(r));
+    for (const auto& r : refs) out.push_back(d.definitions.at(r));
     return out;
   }
 
@@ -532,12 +688,12 @@ struct Pipe::Impl : ProgressSink {
     Mode mode{};
     {
       std::lock_guard lk(mu);
-      resyncing = life.context().resyncing;
-      adding = life.context().adding_tables;
-      mode = life.mode();
-      refs = adding ? pending_added : tables;
+      resyncing = d.life.context().resyncing;
+      adding = d.life.context().adding_tables;
+      mode = d.life.mode();
+      refs = adding ? d.pending_added : d.tables;
       for (const auto& r : refs) {
-        if (!definitions.count(r)) undefined.push_back(r);
+        if (!d.definitions.count(r)) undefined.push_back(r);
       }
     }
     // A resync can start before Setup of added tables ran: set those up first.
@@ -545,8 +701,20 @@ struct Pipe::Impl : ProgressSink {
     const std::vector<TableDefinition> defs = definitions_of(refs);
     const TableTarget target = resyncing ? TableTarget::Resync : TableTarget::Main;
     if (resyncing) {
-      with_retry("snapshot: create resync tables", &Settings::setup_retry, stop,
-                 [&](ExecContext& ctx) { ex.table_setup->create_tables(defs, target, ctx); });
+      // Fresh `_resync` copies only for tables whose load has not begun: after a restart, the
+      // copies of tables already planned hold committed partitions.
+      std::vector<TableDefinition> fresh;
+      {
+        std::lock_guard lk(mu);
+        for (const auto& def : defs) {
+          auto it = d.load.find(def.table);
+          if (it == d.load.end() || !it->second.planned) fresh.push_back(def);
+        }
+      }
+      if (!fresh.empty()) {
+        with_retry("snapshot: create resync tables", &Settings::setup_retry, stop,
+                   [&](ExecContext& ctx) { ex.table_setup->create_tables(fresh, target, ctx); });
+      }
     }
 
     const bool keep_slot = mode != Mode::SnapshotOnly;
@@ -555,10 +723,12 @@ struct Pipe::Impl : ProgressSink {
     });
     if (keep_slot && !opened) throw FatalError("snapshot: the copier returned no replication slot");
     if (opened) {
-      std::lock_guard lk(mu);
-      if (!slot) slot = *opened;
-      // CDC of a first load starts where the slot began; a resync or an addition keeps its place.
-      if (!cdc.confirmed) cdc.confirmed = opened->consistent_point;
+      save_with_retry("store: save slot", stop, [&](Durable& dur) {
+        if (!dur.slot) dur.slot = *opened;
+        // CDC of a first load starts where the slot began; a resync or an addition keeps its
+        // place.
+        if (!dur.cdc.confirmed) dur.cdc.confirmed = opened->consistent_point;
+      });
     }
     struct EndView {
       Impl& self;
@@ -573,7 +743,7 @@ struct Pipe::Impl : ProgressSink {
       }
     } end_view{*this, stop};
 
-    for (const auto& d : defs) plan(d, stop);
+    for (const auto& def : defs) plan(def, stop);
     copy_partitions(defs, target, stop);
     return Outcome::done(Trigger::SnapshotDone);
   }
@@ -581,7 +751,7 @@ struct Pipe::Impl : ProgressSink {
   void plan(const TableDefinition& def, std::stop_token stop) {
     {
       std::lock_guard lk(mu);
-      if (load[def.table].planned) return;
+      if (d.load[def.table].planned) return;
     }
     auto parts = with_retry("snapshot: plan " + def.table.qualified(),
                             &Settings::snapshot_partition_retry, stop,
@@ -592,11 +762,13 @@ struct Pipe::Impl : ProgressSink {
                                      def.table.qualified(), parts[i].index));
       }
     }
-    std::lock_guard lk(mu);
-    TableLoad& tl = load[def.table];
-    tl.planned = true;
-    tl.done.assign(parts.size(), false);
-    tl.partitions = std::move(parts);
+    // The plan is saved: partitions marked done later refer to these bounds.
+    save_with_retry("store: save partition plan", stop, [&](Durable& dur) {
+      TableLoad& tl = dur.load[def.table];
+      tl.planned = true;
+      tl.done.assign(parts.size(), false);
+      tl.partitions = parts;
+    });
   }
 
   // Copies every partition not yet done, honouring partitions-per-table and tables-at-once.
@@ -612,15 +784,15 @@ struct Pipe::Impl : ProgressSink {
     std::size_t workers = 1;
     {
       std::lock_guard lk(mu);
-      for (const auto& d : defs) {
-        TableQueue q{&d, {}, 0, false};
-        const TableLoad& tl = load[d.table];
+      for (const auto& def : defs) {
+        TableQueue q{&def, {}, 0, false};
+        const TableLoad& tl = d.load[def.table];
         for (std::size_t i = 0; i < tl.partitions.size(); ++i) {
           if (!tl.done[i]) q.todo.push_back(tl.partitions[i]);
         }
         queues.push_back(std::move(q));
       }
-      workers = settings.tables_in_parallel * settings.partitions_in_parallel;
+      workers = d.settings.tables_in_parallel * d.settings.partitions_in_parallel;
     }
 
     std::mutex qmu;
@@ -644,8 +816,8 @@ struct Pipe::Impl : ProgressSink {
             std::size_t at_once = 1;
             {
               std::lock_guard slk(mu);  // live settings: applied at the next partition
-              per_table = settings.partitions_in_parallel;
-              at_once = settings.tables_in_parallel;
+              per_table = d.settings.partitions_in_parallel;
+              at_once = d.settings.tables_in_parallel;
             }
             bool unfinished = false;
             for (auto& cand : queues) {
@@ -672,6 +844,23 @@ struct Pipe::Impl : ProgressSink {
           q->todo.pop_front();
           ++q->in_flight;
         }
+        const bool limited = partition_limit != nullptr;
+        if (limited && !partition_limit->acquire(ltoken)) {
+          std::lock_guard lk(qmu);
+          --q->in_flight;
+          ++finished;
+          qcv.notify_all();
+          return;
+        }
+        // Holds the service-wide slot while copying; given back however the copy ends.
+        struct Held {
+          ConcurrencyLimit* limit;
+          void give_back() {
+            if (limit) limit->release();
+            limit = nullptr;
+          }
+          ~Held() { give_back(); }
+        } held{limited ? partition_limit.get() : nullptr};
         try {
           const std::string op =
               fmt::format("snapshot: partition {}#{}", q->def->table.qualified(), part.index);
@@ -680,7 +869,8 @@ struct Pipe::Impl : ProgressSink {
                                                   return ex.snapshot->copy_partition(*q->def, part,
                                                                                      target, ctx);
                                                 });
-          partition_done(q->def->table, part.index, rows);
+          held.give_back();
+          partition_done(q->def->table, part.index, rows, ltoken);
         } catch (const Cancelled&) {
           // stopped: leave the partition for next time
         } catch (const std::exception& e) {
@@ -707,27 +897,30 @@ struct Pipe::Impl : ProgressSink {
     if (stop.stop_requested()) throw Cancelled();
   }
 
-  void partition_done(const TableRef& table, std::uint32_t index, std::uint64_t rows) {
-    std::lock_guard lk(mu);
-    TableLoad& tl = load[table];
-    if (index < tl.done.size() && !tl.done[index]) {
-      tl.done[index] = true;
-      tl.rows_done += rows;
-    }
-    tl.rows_in_flight.erase(index);
+  // Called once the destination committed the partition; it counts as done once saved.
+  void partition_done(const TableRef& table, std::uint32_t index, std::uint64_t rows,
+                      std::stop_token stop) {
+    save_with_retry("store: save partition", stop, [&](Durable& dur) {
+      TableLoad& tl = dur.load[table];
+      if (index < tl.done.size() && !tl.done[index]) {
+        tl.done[index] = true;
+        tl.rows_done += rows;
+      }
+      tl.rows_in_flight.erase(index);
+    });
   }
 
   Outcome stream(std::stop_token stop) {
     std::vector<TableRef> forget;
     {
       std::lock_guard lk(mu);
-      forget = cancelled_added;
+      forget = d.cancelled_added;
     }
     if (!forget.empty()) {
       with_retry("cdc: remove cancelled tables", &Settings::setup_retry, stop,
                  [&](ExecContext& ctx) { ex.table_setup->remove_tables(forget, ctx); });
-      std::lock_guard lk(mu);
-      cancelled_added.clear();
+      save_with_retry("store: save table set", stop,
+                      [](Durable& dur) { dur.cancelled_added.clear(); });
     }
 
     std::uint32_t errors = 0;
@@ -737,11 +930,11 @@ struct Pipe::Impl : ProgressSink {
       std::optional<Lsn> confirmed;
       {
         std::lock_guard lk(mu);
-        for (const auto& t : tables) {
-          auto it = definitions.find(t);
-          if (it != definitions.end()) defs.push_back(it->second);
+        for (const auto& t : d.tables) {
+          auto it = d.definitions.find(t);
+          if (it != d.definitions.end()) defs.push_back(it->second);
         }
-        confirmed = cdc.confirmed;
+        confirmed = d.cdc.confirmed;
       }
       std::string error;
       bool fatal = false;
@@ -750,19 +943,30 @@ struct Pipe::Impl : ProgressSink {
       try {
         const Lsn from = ex.cdc->start(confirmed, defs, ctx);
         opened = true;
-        {
-          std::lock_guard lk(mu);
-          if (!cdc.confirmed) cdc.confirmed = from;
-          confirmed = cdc.confirmed;
+        if (!confirmed) {
+          // A CDC-only pipe's first position: saved before anything is streamed from it.
+          save_with_retry("store: save CDC position", stop, [&](Durable& dur) {
+            if (!dur.cdc.confirmed) dur.cdc.confirmed = from;
+          });
+          confirmed = from;
         }
         for (;;) {
           ExecContext bctx = context(stop);
           CdcBatch batch = ex.cdc->pull(bctx);
           if (stop.stop_requested()) break;  // dropped unconfirmed: replayed after resume
           if (!batch.changes.empty()) ex.cdc->apply(batch, bctx);
-          if (batch.end > *confirmed) {
-            ex.cdc->confirm(batch.end, bctx);
-            confirmed = batch.end;
+          // Applied: now saved, and only then confirmed to the source.
+          if (batch.end > *confirmed || !batch.changes.empty()) {
+            const Lsn end = std::max(batch.end, *confirmed);
+            save_with_retry("store: save CDC position", stop, [&](Durable& dur) {
+              dur.cdc.confirmed = end;
+              if (!batch.changes.empty()) {
+                ++dur.cdc.batches;
+                dur.cdc.changes += batch.changes.size();
+              }
+            });
+            if (end > *confirmed) ex.cdc->confirm(end, bctx);
+            confirmed = end;
           }
           errors = 0;
           record_batch(batch, *confirmed);
@@ -794,16 +998,12 @@ struct Pipe::Impl : ProgressSink {
     }
   }
 
+  // The live part of CDC progress (what is saved went with the checkpoint).
   void record_batch(const CdcBatch& batch, Lsn confirmed) {
     std::lock_guard lk(mu);
-    cdc.confirmed = confirmed;
-    if (!batch.changes.empty()) {
-      ++cdc.batches;
-      cdc.changes += batch.changes.size();
-      cdc.last_batch_at = clock->now();
-    }
-    if (batch.source_head > cdc.source_head) cdc.source_head = batch.source_head;
-    cdc.lag_bytes = cdc.source_head > confirmed ? cdc.source_head.value - confirmed.value : 0;
+    if (!batch.changes.empty()) d.cdc.last_batch_at = clock->now();
+    if (batch.source_head > d.cdc.source_head) d.cdc.source_head = batch.source_head;
+    d.cdc.lag_bytes = d.cdc.source_head > confirmed ? d.cdc.source_head.value - confirmed.value : 0;
     if (retry_status && retry_status->operation == "cdc") retry_status.reset();
   }
 
@@ -814,22 +1014,27 @@ struct Pipe::Impl : ProgressSink {
     {
       std::lock_guard lk(mu);
       signals.consecutive_cdc_errors = consecutive_errors;
-      signals.lag_bytes = cdc.lag_bytes;
-      if (cdc.last_batch_at) {
+      signals.lag_bytes = d.cdc.lag_bytes;
+      if (d.cdc.last_batch_at) {
         signals.since_last_batch = std::chrono::duration_cast<std::chrono::milliseconds>(
-            clock->now() - *cdc.last_batch_at);
+            clock->now() - *d.cdc.last_batch_at);
       }
     }
     const std::optional<std::string> reason = health->unhealthy(signals);
     {
       std::lock_guard lk(mu);
-      const State s = life.state();
-      if (reason && (s == State::Running || (s == State::Degraded && *reason != degraded_reason))) {
-        transition_locked(Trigger::Unhealthy);
-        degraded_reason = *reason;
-        log->warn("degraded: {}", *reason);
-      } else if (!reason && s == State::Degraded) {
-        transition_locked(Trigger::Healthy);
+      const State s = d.life.state();
+      try {
+        if (reason &&
+            (s == State::Running || (s == State::Degraded && *reason != degraded_reason))) {
+          transition_locked(Trigger::Unhealthy);
+          degraded_reason = *reason;
+          log->warn("degraded: {}", *reason);
+        } else if (!reason && s == State::Degraded) {
+          transition_locked(Trigger::Healthy);
+        }
+      } catch (const StoreError& e) {
+        log->warn("health change not saved: {}", e.what());
       }
     }
     deliver();
@@ -839,15 +1044,10 @@ struct Pipe::Impl : ProgressSink {
     std::vector<TableRef> refs;
     {
       std::lock_guard lk(mu);
-      refs = pending_removed;
+      refs = d.pending_removed;
     }
     with_retry("modifying: remove tables", &Settings::setup_retry, stop,
                [&](ExecContext& ctx) { ex.table_setup->remove_tables(refs, ctx); });
-    std::lock_guard lk(mu);
-    for (const auto& r : refs) {
-      definitions.erase(r);
-      load.erase(r);
-    }
     return Outcome::done(Trigger::TablesRemoved);
   }
 
@@ -855,7 +1055,7 @@ struct Pipe::Impl : ProgressSink {
     std::vector<TableRef> refs;
     {
       std::lock_guard lk(mu);
-      refs = tables;
+      refs = d.tables;
     }
     const auto defs = definitions_of(refs);
     with_retry("resync: swap tables", &Settings::setup_retry, stop,
@@ -874,16 +1074,16 @@ struct Pipe::Impl : ProgressSink {
   PipeStatus status_locked() const {
     PipeStatus s;
     s.id = id;
-    s.state = life.state();
-    s.mode = life.mode();
-    s.since = since;
-    s.allowed_commands = life.allowed_commands();
-    s.tables = tables;
-    for (const auto& t : tables) {
+    s.state = d.life.state();
+    s.mode = d.life.mode();
+    s.since = d.since;
+    s.allowed_commands = d.life.allowed_commands();
+    s.tables = d.tables;
+    for (const auto& t : d.tables) {
       TableProgress p;
       p.table = t;
-      auto it = load.find(t);
-      if (it != load.end()) {
+      auto it = d.load.find(t);
+      if (it != d.load.end()) {
         const TableLoad& tl = it->second;
         p.planned = tl.planned;
         p.partitions_total = static_cast<std::uint32_t>(tl.partitions.size());
@@ -895,26 +1095,65 @@ struct Pipe::Impl : ProgressSink {
       }
       s.snapshot.push_back(p);
     }
-    s.cdc = cdc;
-    s.slot = slot;
+    s.cdc = d.cdc;
+    s.slot = d.slot;
     s.retry = retry_status;
-    s.last_error = last_error;
+    s.last_error = d.last_error;
     s.degraded_reason = degraded_reason;
-    s.settings = settings;
-    s.history.assign(history.begin(), history.end());
-    s.transitions = transitions;
+    s.settings = d.settings;
+    s.history.assign(d.history.begin(), d.history.end());
+    s.transitions = d.transitions;
     return s;
   }
 };
 
 // -------------------------------------------------------------------------------------------------
 
-Pipe::Pipe(PipeConfig config, Executors executors, PipeOptions options) {
-  config.validate();
-  if (!executors.provisioner || !executors.table_setup || !executors.snapshot || !executors.cdc) {
+namespace {
+void check_executors(const Executors& ex) {
+  if (!ex.provisioner || !ex.table_setup || !ex.snapshot || !ex.cdc) {
     throw InvalidField("executors", "all four executors are required");
   }
-  impl_ = std::make_shared<Impl>(std::move(config), std::move(executors), std::move(options));
+}
+}  // namespace
+
+Pipe::Pipe(PipeConfig config, Executors executors, PipeOptions options) {
+  config.validate();
+  check_executors(executors);
+  if (options.store && options.store->holds(config.id)) {
+    throw StoreError("the store already holds a pipe '" + config.id + "'", true);
+  }
+  Durable d;
+  d.life = Lifecycle(config.mode);
+  d.since = (options.clock ? options.clock : system_clock())->now();
+  d.settings = std::move(config.settings);
+  d.tables = std::move(config.tables);
+  impl_ = std::make_shared<Impl>(config.id, std::move(d), std::move(executors), std::move(options));
+  std::lock_guard lk(impl_->mu);
+  impl_->save_locked();  // the pipe exists once its record does
+}
+
+Pipe::Pipe(const PipeRecord& record, Executors executors, PipeOptions options) {
+  PipeConfig{record.id, record.lifecycle.mode(), record.tables, record.settings}.validate();
+  check_executors(executors);
+  if (record.lifecycle.state() == State::Unknown) {
+    throw InvalidField("lifecycle.state", "pipe '" + record.id + "' is in a state this build does not know");
+  }
+  impl_ = std::make_shared<Impl>(record.id, from_record(record), std::move(executors),
+                                 std::move(options));
+  Impl& i = *impl_;
+  std::lock_guard lk(i.mu);
+  // Carry out what the user last asked for if the pipe had not got there when it stopped.
+  const State s = i.d.life.state();
+  try {
+    if (i.d.intent == Intent::Paused && (s == State::Running || s == State::Degraded)) {
+      i.transition_locked(Trigger::Pause);
+    } else if (i.d.intent == Intent::Deleted && s != State::Terminating && s != State::Terminated) {
+      i.transition_locked(Trigger::Delete);
+    }
+  } catch (const StoreError& e) {
+    i.log->error("could not carry out the saved intent: {}", e.what());
+  }
 }
 
 Pipe::~Pipe() { shutdown(); }
@@ -941,10 +1180,10 @@ void Pipe::shutdown() {
   impl_->runner_active = false;
 }
 
-CommandResult Pipe::pause() { return impl_->simple(Trigger::Pause); }
-CommandResult Pipe::resume() { return impl_->simple(Trigger::Resume); }
+CommandResult Pipe::pause() { return impl_->simple(Trigger::Pause, Intent::Paused); }
+CommandResult Pipe::resume() { return impl_->simple(Trigger::Resume, Intent::Running); }
 CommandResult Pipe::retry() { return impl_->simple(Trigger::Retry); }
-CommandResult Pipe::remove() { return impl_->simple(Trigger::Delete); }
+CommandResult Pipe::remove() { return impl_->simple(Trigger::Delete, Intent::Deleted); }
 
 CommandResult Pipe::resync() {
   Impl* i = impl_.get();
@@ -952,11 +1191,12 @@ CommandResult Pipe::resync() {
     std::lock_guard lk(i->mu);
     // Validate before anything is dropped.
     try {
-      i->settings.validate();
+      i->d.settings.validate();
     } catch (const InvalidField& e) {
       return Impl::invalid(e.what());
     }
-    return i->apply_command_locked(Trigger::Resync);
+    return i->apply_command_locked(Trigger::Resync,
+                                   [](Durable& dur) { dur.intent = Intent::Running; });
   });
 }
 
@@ -964,13 +1204,14 @@ CommandResult Pipe::add_tables(std::vector<TableRef> add) {
   Impl* i = impl_.get();
   return i->command(Trigger::AddTables, [i, add = std::move(add)] {
     std::lock_guard lk(i->mu);
-    const ApplyResult check = i->life.check(Trigger::AddTables);
+    const ApplyResult check = i->d.life.check(Trigger::AddTables);
     if (!check) return Impl::rejected(check.rejection());
     if (auto problem = i->check_new_tables_locked(add)) return Impl::invalid(*problem);
-    CommandResult r = i->apply_command_locked(Trigger::AddTables);
-    i->tables.insert(i->tables.end(), add.begin(), add.end());
-    i->pending_added = add;
-    return r;
+    return i->apply_command_locked(Trigger::AddTables, [&](Durable& dur) {
+      dur.tables.insert(dur.tables.end(), add.begin(), add.end());
+      dur.pending_added = add;
+      dur.intent = Intent::Running;
+    });
   });
 }
 
@@ -982,22 +1223,22 @@ CommandResult Pipe::remove_tables(std::vector<TableRef> remove) {
   Impl* i = impl_.get();
   return i->command(Trigger::RemoveTables, [i, remove = std::move(remove)] {
     std::lock_guard lk(i->mu);
-    const ApplyResult check = i->life.check(Trigger::RemoveTables);
+    const ApplyResult check = i->d.life.check(Trigger::RemoveTables);
     if (!check) return Impl::rejected(check.rejection());
     if (remove.empty()) return Impl::invalid("no tables given");
     std::set<TableRef> unique;
     for (std::size_t k = 0; k < remove.size(); ++k) {
-      if (std::find(i->tables.begin(), i->tables.end(), remove[k]) == i->tables.end())
+      if (std::find(i->d.tables.begin(), i->d.tables.end(), remove[k]) == i->d.tables.end())
         return Impl::invalid(
             fmt::format("tables[{}]: {} is not in the pipe", k, remove[k].qualified()));
       unique.insert(remove[k]);
     }
-    if (unique.size() >= i->tables.size())
+    if (unique.size() >= i->d.tables.size())
       return Impl::invalid("a pipe keeps at least one table: delete the pipe instead");
-    CommandResult r = i->apply_command_locked(Trigger::RemoveTables);
-    for (const auto& t : unique) std::erase(i->tables, t);
-    i->pending_removed.insert(i->pending_removed.end(), unique.begin(), unique.end());
-    return r;
+    return i->apply_command_locked(Trigger::RemoveTables, [&](Durable& dur) {
+      for (const auto& t : unique) std::erase(dur.tables, t);
+      dur.pending_removed.insert(dur.pending_removed.end(), unique.begin(), unique.end());
+    });
   });
 }
 
@@ -1005,16 +1246,15 @@ CommandResult Pipe::update_settings(Settings s) {
   Impl* i = impl_.get();
   return i->command(Trigger::UpdateSettings, [i, s = std::move(s)] {
     std::lock_guard lk(i->mu);
-    const ApplyResult check = i->life.check(Trigger::UpdateSettings);
+    const ApplyResult check = i->d.life.check(Trigger::UpdateSettings);
     if (!check) return Impl::rejected(check.rejection());
     try {
       s.validate();
     } catch (const InvalidField& e) {
       return Impl::invalid(e.what());
     }
-    CommandResult r = i->apply_command_locked(Trigger::UpdateSettings);
-    i->settings = s;
-    return r;
+    return i->apply_command_locked(Trigger::UpdateSettings,
+                                   [&](Durable& dur) { dur.settings = s; });
   });
 }
 
@@ -1022,17 +1262,22 @@ const std::string& Pipe::id() const noexcept { return impl_->id; }
 
 State Pipe::state() const {
   std::lock_guard lk(impl_->mu);
-  return impl_->life.state();
+  return impl_->d.life.state();
 }
 
 bool Pipe::wait_for(State state, std::chrono::milliseconds timeout) const {
   std::unique_lock lk(impl_->mu);
-  return impl_->changed.wait_for(lk, timeout, [&] { return impl_->life.state() == state; });
+  return impl_->changed.wait_for(lk, timeout, [&] { return impl_->d.life.state() == state; });
 }
 
 PipeStatus Pipe::status() const {
   std::lock_guard lk(impl_->mu);
   return impl_->status_locked();
+}
+
+PipeRecord Pipe::record() const {
+  std::lock_guard lk(impl_->mu);
+  return to_record(impl_->id, impl_->d);
 }
 
 void Pipe::add_listener(std::shared_ptr<TransitionListener> listener) {

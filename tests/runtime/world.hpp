@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 #include <spdlog/logger.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +39,20 @@ inline Values row(int id, const std::string& v) {
 inline std::shared_ptr<spdlog::logger> quiet_logger() {
   return std::make_shared<spdlog::logger>("test");  // no sinks: discards everything
 }
+
+// A fresh directory under the system temp dir, removed again at the end of the test.
+struct TempDirGuard {
+  std::filesystem::path root;
+  std::string path;
+  TempDirGuard() {
+    static std::atomic<int> counter{0};
+    root = std::filesystem::temp_directory_path() /
+           ("clickpipe-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(root);
+    path = root.string();
+  }
+  ~TempDirGuard() { std::filesystem::remove_all(root); }
+};
 
 struct World {
   testing::MemoryWorld mem;

@@ -13,10 +13,12 @@
 #include "clickpipe/executors/snapshot_copier.hpp"
 #include "clickpipe/executors/table_setup.hpp"
 #include "clickpipe/lifecycle/lifecycle.hpp"
+#include "clickpipe/runtime/concurrency_limit.hpp"
 #include "clickpipe/runtime/health.hpp"
 #include "clickpipe/runtime/listener.hpp"
 #include "clickpipe/settings.hpp"
 #include "clickpipe/status.hpp"
+#include "clickpipe/store/state_store.hpp"
 
 namespace spdlog {
 class logger;
@@ -46,17 +48,22 @@ struct PipeOptions {
   std::shared_ptr<Clock> clock;            // default: the system clock
   std::shared_ptr<HealthPolicy> health;    // default: none, so the pipe is never Degraded
   std::optional<std::uint64_t> seed;       // for backoff jitter; default: random
+  // Where the pipe is saved; default: nowhere (the pipe lives as long as the process).
+  std::shared_ptr<StateStore> store;
+  // A bound on partitions copying at once, shared with other pipes; default: none.
+  std::shared_ptr<ConcurrencyLimit> partition_limit;
 };
 
 // The answer to a command, given at once. Accepted: the transition was taken (its work goes on in
 // the background; use wait_for to see its effect). Queued: issued from a listener, it runs when
 // the listener returns (a refusal then reaches on_rejected). Rejected: not legal in this state,
-// nothing changed. Invalid: bad arguments, nothing changed.
+// nothing changed. Invalid: bad arguments, nothing changed. Unavailable: the store could not save
+// the change, so nothing changed; try again later.
 struct CommandResult {
-  enum class Status : std::uint8_t { Accepted, Queued, Rejected, Invalid };
+  enum class Status : std::uint8_t { Accepted, Queued, Rejected, Invalid, Unavailable };
   Status status = Status::Accepted;
   std::optional<Rejection> rejection;  // for Rejected
-  std::string message;                 // for Rejected and Invalid
+  std::string message;                 // for Rejected, Invalid and Unavailable
 
   bool accepted() const noexcept { return status == Status::Accepted || status == Status::Queued; }
   explicit operator bool() const noexcept { return accepted(); }
@@ -70,7 +77,12 @@ struct CommandResult {
 // do not destroy it from one of its own listeners.
 class Pipe {
  public:
+  // A new pipe, in Provisioning. With a store, its first record is saved here (throws
+  // StoreError when that fails, or when the store already holds the id).
   Pipe(PipeConfig config, Executors executors, PipeOptions options = {});
+  // A saved pipe, put back as it was (no transition is taken). What the user last asked for is
+  // carried out: a pipe meant to be paused or deleted is moved on that way before it starts.
+  Pipe(const PipeRecord& record, Executors executors, PipeOptions options = {});
   ~Pipe();
   Pipe(const Pipe&) = delete;
   Pipe& operator=(const Pipe&) = delete;
@@ -95,6 +107,8 @@ class Pipe {
   // Waits until the pipe is in `state`; false on timeout.
   bool wait_for(State state, std::chrono::milliseconds timeout) const;
   PipeStatus status() const;
+  // The pipe as its store would hold it now.
+  PipeRecord record() const;
 
   void add_listener(std::shared_ptr<TransitionListener> listener);
 

@@ -1,0 +1,73 @@
+// PipeService: many pipes in one process, over one store.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "clickpipe/runtime/pipe.hpp"
+#include "clickpipe/store/state_store.hpp"
+
+namespace clickpipe {
+
+// Threading: every member function may be called from any thread, except from a pipe's listener
+// (it may wait for pipes).
+class PipeService {
+ public:
+  // Makes the executors of one pipe. Share what the pipes of a service share (the provisioner's
+  // infrastructure, connection pools) inside the factory.
+  using ExecutorFactory = std::function<Executors(const std::string& pipe_id, Mode mode)>;
+
+  struct Options {
+    std::shared_ptr<StateStore> store;  // required
+    ExecutorFactory executors;          // required
+    std::shared_ptr<spdlog::logger> logger;
+    std::shared_ptr<Clock> clock;
+    std::shared_ptr<HealthPolicy> health;
+    std::size_t max_concurrent_partitions = 0;  // across all pipes; 0: no bound
+    std::vector<std::shared_ptr<TransitionListener>> listeners;  // given to every pipe
+  };
+
+  // Loads the store and restores every pipe in it, then starts them: each resumes where it was
+  // (see docs/durability.md). Records that cannot be read are reported by broken(), not run.
+  explicit PipeService(Options options);
+  ~PipeService();
+  PipeService(const PipeService&) = delete;
+  PipeService& operator=(const PipeService&) = delete;
+
+  // Creates, saves and starts a pipe. Throws InvalidField for a bad config and StoreError when
+  // the id is taken (a broken record keeps its id taken: it is never overwritten).
+  Pipe& create(PipeConfig config);
+  // nullptr when there is no such pipe (or it was deleted).
+  Pipe* get(const std::string& id);
+  std::vector<std::string> list();
+  // The delete command; the record leaves the store once the pipe is Terminated.
+  CommandResult remove(const std::string& id);
+
+  const std::vector<BrokenRecord>& broken() const noexcept { return broken_; }
+  // The most partitions that copied at once under max_concurrent_partitions (0 without a bound).
+  std::size_t peak_concurrent_partitions() const { return limit_ ? limit_->peak() : 0; }
+  std::vector<PipeStatus> statuses();
+  // {"pipes": [status, ...], "broken": [{"name", "reason"}, ...]}
+  std::string status_json();
+  // Stops every pipe (each keeps its saved state) and joins their threads. A later service on the
+  // same store resumes them.
+  void shutdown();
+
+ private:
+  PipeOptions pipe_options();
+  void reap();  // forgets pipes that reached Terminated
+
+  Options options_;
+  std::shared_ptr<ConcurrencyLimit> limit_;
+  std::shared_ptr<TransitionListener> reaper_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Pipe>> pipes_;
+  std::vector<BrokenRecord> broken_;
+};
+
+}  // namespace clickpipe

@@ -1,0 +1,268 @@
+// FileStore: durable writes, checksums, locking, generations, failures, format versions.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "../runtime/world.hpp"
+#include "clickpipe/runtime/pipe_service.hpp"
+#include "clickpipe/store/file_store.hpp"
+#include "clickpipe/store/memory_store.hpp"
+#include "clickpipe/testing/flaky_file_system.hpp"
+
+namespace clickpipe::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void spit(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+// A record with something in every field, times in whole milliseconds (as stored).
+PipeRecord sample(const std::string& id) {
+  PipeRecord r;
+  r.id = id;
+  Lifecycle l(Mode::CdcOnly);
+  l.apply(Trigger::Provisioned);
+  l.apply(Trigger::FatalError);
+  r.lifecycle = l;
+  r.intent = Intent::Paused;
+  r.since = TimePoint(std::chrono::milliseconds(1700000000123));
+  r.settings.pull_batch_size = 77;
+  r.tables = {{"public", "orders"}, {"Sales", "Order Items"}};
+  r.definitions = {table_def("orders")};
+  r.pending_added = {{"public", "x"}};
+  r.cancelled_added = {{"public", "y"}};
+  r.slot = SlotInfo{"clickpipe_" + id, Lsn{0x16B374D848}};
+  r.load = {TableLoadRecord{{"public", "orders"},
+                            {Partition{0, "", "k5", 5}, Partition{1, "k5", "", 7}},
+                            {1},
+                            7}};
+  r.confirmed = Lsn{0x16B374D900};
+  r.cdc_batches = 3;
+  r.cdc_changes = 44;
+  r.last_error = ErrorInfo{"boom", State::Setup, TimePoint(std::chrono::milliseconds(1700000000456)),
+                           true};
+  r.history = {HistoryEntry{State::Provisioning, Trigger::Provisioned, State::Setup,
+                            TimePoint(std::chrono::milliseconds(1700000000001))}};
+  r.transitions = 2;
+  return r;
+}
+
+TEST(FileStore, SavesAndLoadsEveryField) {
+  TempDirGuard dir;
+  auto store = FileStore::open(dir.path);
+  store->save(sample("a"));
+  store->save(sample("b/with slash"));
+  const LoadResult loaded = store->load_all();
+  EXPECT_TRUE(loaded.broken.empty());
+  ASSERT_EQ(loaded.records.size(), 2u);
+  EXPECT_EQ(loaded.records[0], sample("a"));
+  EXPECT_EQ(loaded.records[1].id, "b/with slash");
+  EXPECT_TRUE(fs::exists(dir.root / "b%2Fwith%20slash.json"));
+  EXPECT_FALSE(fs::exists(dir.root / "a.json.tmp")) << "no temp file left behind";
+}
+
+TEST(FileStore, RecordsCarryFormatVersionGenerationAndChecksum) {
+  TempDirGuard dir;
+  auto store = FileStore::open(dir.path);
+  store->save(sample("a"));
+  const auto j = nlohmann::json::parse(slurp(dir.root / "a.json"));
+  EXPECT_EQ(j.at("format_version"), PipeRecord::kFormatVersion);
+  EXPECT_EQ(j.at("generation"), store->generation());
+  EXPECT_EQ(j.at("checksum").get<std::string>().rfind("fnv1a64:", 0), 0u);
+}
+
+TEST(FileStore, ASecondProcessIsRefusedWithAClearError) {
+  TempDirGuard dir;
+  auto first = FileStore::open(dir.path);
+  try {
+    FileStore::open(dir.path);
+    FAIL() << "second open succeeded";
+  } catch (const StoreError& e) {
+    EXPECT_TRUE(e.fatal());
+    EXPECT_NE(std::string(e.what()).find("in use by another process (pid " +
+                                         std::to_string(::getpid())),
+              std::string::npos)
+        << e.what();
+  }
+  first.reset();
+  EXPECT_NO_THROW(FileStore::open(dir.path)) << "the lock goes with the first store";
+}
+
+TEST(FileStore, EachOpenIsANewGenerationAndAStaleWriterIsRefused) {
+  TempDirGuard dir;
+  std::uint64_t g1 = 0;
+  {
+    auto s = FileStore::open(dir.path);
+    g1 = s->generation();
+  }
+  auto s2 = FileStore::open(dir.path);
+  EXPECT_EQ(s2->generation(), g1 + 1);
+  s2->save(sample("a"));
+  // A newer writer took over (as after a lost lock): this one must not write any more.
+  spit(dir.root / "GENERATION", std::to_string(s2->generation() + 1));
+  try {
+    s2->save(sample("a"));
+    FAIL();
+  } catch (const StoreError& e) {
+    EXPECT_TRUE(e.fatal());
+    EXPECT_NE(std::string(e.what()).find("newer writer"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FileStore, ATornRecordIsReportedByNameAndNeverOverwritten) {
+  TempDirGuard dir;
+  {
+    auto store = FileStore::open(dir.path);
+    store->save(sample("a"));
+    store->save(sample("b"));
+  }
+  const std::string whole = slurp(dir.root / "b.json");
+  const std::string torn = whole.substr(0, whole.size() / 2);
+  spit(dir.root / "b.json", torn);
+  auto store = FileStore::open(dir.path);
+  const LoadResult loaded = store->load_all();
+  ASSERT_EQ(loaded.records.size(), 1u);
+  EXPECT_EQ(loaded.records[0].id, "a");
+  ASSERT_EQ(loaded.broken.size(), 1u);
+  EXPECT_EQ(loaded.broken[0].name, "b.json");
+  EXPECT_NE(loaded.broken[0].reason.find("torn or damaged"), std::string::npos);
+  EXPECT_TRUE(store->holds("b"));
+
+  // A service reports it, runs the rest, and refuses to create a pipe over it.
+  World w;
+  PipeService::Options options;
+  options.store = std::move(store);
+  options.executors = [&](const std::string& id, Mode) { return w.mem.executors(id); };
+  options.logger = quiet_logger();
+  PipeService service(options);
+  ASSERT_EQ(service.broken().size(), 1u);
+  EXPECT_THROW(service.create(w.config("b")), StoreError);
+  EXPECT_EQ(slurp(dir.root / "b.json"), torn) << "the broken record is left as it was";
+  EXPECT_NE(service.status_json().find("torn or damaged"), std::string::npos);
+}
+
+TEST(FileStore, AFlippedByteFailsTheChecksum) {
+  TempDirGuard dir;
+  {
+    auto store = FileStore::open(dir.path);
+    store->save(sample("a"));
+  }
+  std::string text = slurp(dir.root / "a.json");
+  const std::string field = "\"pull_batch_size\": ";
+  const auto at = text.find(field + "77");
+  ASSERT_NE(at, std::string::npos);
+  text[at + field.size()] = '8';  // 77 -> 87, still valid JSON
+  spit(dir.root / "a.json", text);
+  auto store = FileStore::open(dir.path);
+  const LoadResult loaded = store->load_all();
+  EXPECT_TRUE(loaded.records.empty());
+  ASSERT_EQ(loaded.broken.size(), 1u);
+  EXPECT_NE(loaded.broken[0].reason.find("checksum mismatch"), std::string::npos);
+}
+
+TEST(FileStore, ANewerFormatVersionIsRefusedClearly) {
+  TempDirGuard dir;
+  {
+    auto store = FileStore::open(dir.path);
+    store->save(sample("a"));
+  }
+  auto j = nlohmann::json::parse(slurp(dir.root / "a.json"));
+  j["format_version"] = PipeRecord::kFormatVersion + 1;
+  spit(dir.root / "a.json", j.dump());
+  auto store = FileStore::open(dir.path);
+  const LoadResult loaded = store->load_all();
+  ASSERT_EQ(loaded.broken.size(), 1u);
+  EXPECT_NE(loaded.broken[0].reason.find("written by a newer clickpipe"), std::string::npos)
+      << loaded.broken[0].reason;
+}
+
+TEST(FileStore, AnOlderFormatVersionIsReadAndUpgraded) {
+  // Version 1 had no intent and no cancelled additions.
+  TempDirGuard dir;
+  { FileStore::open(dir.path)->save(sample("a")); }
+  auto j = nlohmann::json::parse(slurp(dir.root / "a.json"));
+  nlohmann::json body = j.at("record");
+  body.erase("intent");
+  body.erase("cancelled_added");
+  body["lifecycle"]["state"] = "Paused";
+  j["format_version"] = 1;
+  j["record"] = body;
+  // Recompute the checksum the way version 1 did (the same way).
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : body.dump()) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char sum[32];
+  std::snprintf(sum, sizeof sum, "fnv1a64:%016llx", static_cast<unsigned long long>(h));
+  j["checksum"] = sum;
+  spit(dir.root / "a.json", j.dump());
+  auto store = FileStore::open(dir.path);
+  const LoadResult loaded = store->load_all();
+  ASSERT_TRUE(loaded.broken.empty()) << loaded.broken[0].reason;
+  ASSERT_EQ(loaded.records.size(), 1u);
+  EXPECT_EQ(loaded.records[0].intent, Intent::Paused);
+  EXPECT_TRUE(loaded.records[0].cancelled_added.empty());
+  EXPECT_EQ(loaded.records[0].confirmed, sample("a").confirmed);
+}
+
+TEST(FileStore, AFailedWriteOrFileFsyncLeavesTheOldRecordAndLaterSavesWork) {
+  TempDirGuard dir;
+  auto flaky = std::make_shared<testing::FlakyFileSystem>();
+  auto store = FileStore::open(dir.path, flaky);
+  PipeRecord r = sample("a");
+  store->save(r);
+  const std::string before = slurp(dir.root / "a.json");
+  r.cdc_changes = 99;
+  for (auto [op, err] : {std::pair{"write_file", ENOSPC}, std::pair{"fsync_file", EIO},
+                         std::pair{"rename", EIO}}) {
+    flaky->fail(op, err);
+    try {
+      store->save(r);
+      FAIL() << op;
+    } catch (const StoreError& e) {
+      EXPECT_FALSE(e.fatal()) << op;
+      EXPECT_NE(std::string(e.what()).find(std::strerror(err)), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(slurp(dir.root / "a.json"), before) << op << ": the old record stays the truth";
+    EXPECT_FALSE(fs::exists(dir.root / "a.json.tmp")) << op << ": the doubtful temp file is gone";
+  }
+  store->save(r);
+  EXPECT_EQ(store->load_all().records.at(0).cdc_changes, 99u);
+}
+
+TEST(FileStore, AFailedDirectoryFsyncPoisonsTheStoreUntilReopened) {
+  TempDirGuard dir;
+  auto flaky = std::make_shared<testing::FlakyFileSystem>();
+  auto store = FileStore::open(dir.path, flaky);
+  store->save(sample("a"));
+  flaky->fail("fsync_dir", EIO);
+  EXPECT_THROW(store->save(sample("a")), StoreError);
+  try {
+    store->save(sample("a"));  // the disk is fine again, but what is on it is unknown
+    FAIL() << "a poisoned store accepted a write";
+  } catch (const StoreError& e) {
+    EXPECT_TRUE(e.fatal());
+    EXPECT_NE(std::string(e.what()).find("reopen the store"), std::string::npos) << e.what();
+  }
+  store.reset();
+  auto reopened = FileStore::open(dir.path, flaky);
+  EXPECT_NO_THROW(reopened->save(sample("a")));
+}
+
+}  // namespace
+}  // namespace clickpipe::test
