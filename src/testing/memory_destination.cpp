@@ -1,6 +1,10 @@
 #include "clickpipe/testing/memory_destination.hpp"
 
+#include <unistd.h>
+
 #include "clickpipe/error.hpp"
+#include "clickpipe/json.hpp"
+#include "journal.hpp"
 
 namespace clickpipe::testing {
 
@@ -14,13 +18,58 @@ MemoryDestination::Table& MemoryDestination::table_locked(const std::string& nam
   return it->second;
 }
 
+MemoryDestination::~MemoryDestination() {
+  if (journal_fd_ >= 0) ::close(journal_fd_);
+}
+
+void MemoryDestination::open_journal(const std::string& path) {
+  const int fd = journal::open_and_replay(path, [this](const std::string& line) { replay(line); });
+  std::lock_guard lk(mu_);
+  journal_fd_ = fd;
+}
+
+void MemoryDestination::journal_locked(const std::string& line) {
+  if (journal_fd_ >= 0) journal::append(journal_fd_, line);
+}
+
+void MemoryDestination::replay(const std::string& line) {
+  const nlohmann::json j = nlohmann::json::parse(line);
+  const std::string op = j.at("op");
+  std::lock_guard lk(mu_);
+  if (op == "create") {
+    create_locked(j.at("name"), j.at("def").get<TableDefinition>());
+  } else if (op == "drop") {
+    tables_.erase(j.at("name").get<std::string>());
+  } else if (op == "exchange") {
+    std::swap(table_locked(j.at("a")), table_locked(j.at("b")));
+  } else if (op == "insert") {
+    std::vector<std::pair<Key, VersionedRow>> rows;
+    for (const auto& r : j.at("rows")) {
+      rows.emplace_back(r.at(0).get<std::string>(),
+                        VersionedRow{journal::values_from(r.at(1)), r.at(2).get<std::uint64_t>(),
+                                     r.at(3).get<bool>()});
+    }
+    insert_locked(j.at("name"), std::move(rows));
+  } else {
+    throw FatalError("unknown destination journal entry: " + op);
+  }
+}
+
+void MemoryDestination::create_locked(const std::string& name, const TableDefinition& def) {
+  if (!tables_.count(name)) tables_[name].def = def;
+}
+
 void MemoryDestination::create_table(const std::string& name, const TableDefinition& def) {
   std::lock_guard lk(mu_);
-  if (!tables_.count(name)) tables_[name].def = def;
+  if (tables_.count(name)) return;
+  journal_locked(nlohmann::json{{"op", "create"}, {"name", name}, {"def", def}}.dump());
+  create_locked(name, def);
 }
 
 void MemoryDestination::drop_table(const std::string& name) {
   std::lock_guard lk(mu_);
+  if (!tables_.count(name)) return;
+  journal_locked(nlohmann::json{{"op", "drop"}, {"name", name}}.dump());
   tables_.erase(name);
 }
 
@@ -31,12 +80,29 @@ bool MemoryDestination::has_table(const std::string& name) const {
 
 void MemoryDestination::exchange(const std::string& a, const std::string& b) {
   std::lock_guard lk(mu_);
-  std::swap(table_locked(a), table_locked(b));
+  Table& ta = table_locked(a);
+  Table& tb = table_locked(b);
+  journal_locked(nlohmann::json{{"op", "exchange"}, {"a", a}, {"b", b}}.dump());
+  std::swap(ta, tb);
 }
 
 void MemoryDestination::insert(const std::string& name,
                                std::vector<std::pair<Key, VersionedRow>> rows) {
   std::lock_guard lk(mu_);
+  table_locked(name);
+  if (journal_fd_ >= 0) {
+    nlohmann::json logged = nlohmann::json::array();
+    for (const auto& [key, row] : rows) {
+      logged.push_back(
+          nlohmann::json::array({key, journal::values(row.values), row.version, row.deleted}));
+    }
+    journal_locked(nlohmann::json{{"op", "insert"}, {"name", name}, {"rows", logged}}.dump());
+  }
+  insert_locked(name, std::move(rows));
+}
+
+void MemoryDestination::insert_locked(const std::string& name,
+                                      std::vector<std::pair<Key, VersionedRow>> rows) {
   Table& t = table_locked(name);
   ++insert_calls_;
   t.inserted += rows.size();

@@ -1,8 +1,12 @@
 #include "clickpipe/testing/memory_source.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "clickpipe/error.hpp"
+#include "clickpipe/json.hpp"
+#include "journal.hpp"
 
 namespace clickpipe::testing {
 
@@ -21,9 +25,53 @@ Key key_of(const TableDefinition& def, const Values& row) {
   return key;
 }
 
+MemorySource::~MemorySource() {
+  if (journal_fd_ >= 0) ::close(journal_fd_);
+}
+
+void MemorySource::open_journal(const std::string& path) {
+  const int fd = journal::open_and_replay(path, [this](const std::string& line) { replay(line); });
+  std::lock_guard lk(mu_);
+  journal_fd_ = fd;
+}
+
+void MemorySource::journal_locked(const std::string& line) {
+  if (journal_fd_ >= 0) journal::append(journal_fd_, line);
+}
+
+void MemorySource::replay(const std::string& line) {
+  const nlohmann::json j = nlohmann::json::parse(line);
+  const std::string op = j.at("op");
+  std::lock_guard lk(mu_);
+  if (op == "table") {
+    auto def = j.at("def").get<TableDefinition>();
+    tables_[def.table];
+    defs_[def.table] = std::move(def);
+  } else if (op == "txn") {
+    std::vector<Change> changes;
+    for (const auto& c : j.at("c")) changes.push_back(journal::change_from(c));
+    commit_locked(std::move(changes));
+  } else if (op == "elsewhere") {
+    head_.value += 1;
+  } else if (op == "slot") {
+    slots_[j.at("name")] = Slot{SlotInfo{j.at("name"), Lsn{j.at("at").get<std::uint64_t>()}},
+                                Lsn{j.at("at").get<std::uint64_t>()}};
+  } else if (op == "confirm") {
+    auto it = slots_.find(j.at("name").get<std::string>());
+    if (it != slots_.end()) it->second.confirmed = Lsn{j.at("at").get<std::uint64_t>()};
+    trim_locked();
+  } else if (op == "drop") {
+    slots_.erase(j.at("name").get<std::string>());
+    trim_locked();
+  } else {
+    throw FatalError("unknown source journal entry: " + op);
+  }
+}
+
 void MemorySource::create_table(TableDefinition def) {
   if (def.primary_key.empty()) throw FatalError(def.table.qualified() + " has no primary key");
   std::lock_guard lk(mu_);
+  journal_locked(nlohmann::json{{"op", "table"}, {"def", def}}.dump());
   tables_[def.table];
   defs_[def.table] = std::move(def);
 }
@@ -56,12 +104,19 @@ void MemorySource::apply_locked(const Change& c) {
 }
 
 Lsn MemorySource::commit_locked(std::vector<Change> changes) {
-  head_.value += 1;
+  const Lsn at{head_.value + 1};
+  nlohmann::json logged = nlohmann::json::array();
   for (std::size_t i = 0; i < changes.size(); ++i) {
-    changes[i].commit_lsn = head_;
+    changes[i].commit_lsn = at;
     changes[i].position = i;
-    apply_locked(changes[i]);
+    const TableDefinition& def = def_locked(changes[i].table);
+    if (changes[i].kind != ChangeKind::Truncate) key_of(def, changes[i].values);  // throws if bad
+    if (journal_fd_ >= 0) logged.push_back(journal::change(changes[i]));
   }
+  // Durable first, then visible.
+  if (journal_fd_ >= 0) journal_locked(nlohmann::json{{"op", "txn"}, {"c", logged}}.dump());
+  head_ = at;
+  for (const Change& c : changes) apply_locked(c);
   // Only slots keep the log alive, as WAL is kept for replication slots.
   if (!slots_.empty()) log_.push_back(Txn{head_, std::move(changes)});
   cv_.notify_all();
@@ -79,7 +134,8 @@ Lsn MemorySource::insert_many(const TableRef& table, std::vector<Values> rows) {
   def_locked(table);
   std::vector<Change> changes;
   changes.reserve(rows.size());
-  for (auto& r : rows) changes.push_back(Change{ChangeKind::Insert, table, {}, 0, std::move(r), {}});
+  for (auto& r : rows)
+    changes.push_back(Change{ChangeKind::Insert, table, {}, 0, std::move(r), {}});
   return commit_locked(std::move(changes));
 }
 
@@ -124,6 +180,7 @@ Lsn MemorySource::truncate(const TableRef& table) {
 
 Lsn MemorySource::write_elsewhere() {
   std::lock_guard lk(mu_);
+  journal_locked(R"({"op":"elsewhere"})");
   head_.value += 1;
   cv_.notify_all();
   return head_;
@@ -201,6 +258,7 @@ SlotInfo MemorySource::create_slot(const std::string& name) {
   auto it = slots_.find(name);
   if (it != slots_.end()) return it->second.info;
   SlotInfo info{name, head_};
+  journal_locked(nlohmann::json{{"op", "slot"}, {"name", name}, {"at", head_.value}}.dump());
   slots_[name] = Slot{info, head_};
   return info;
 }
@@ -224,12 +282,17 @@ void MemorySource::confirm(const std::string& name, Lsn position) {
   auto it = slots_.find(name);
   if (it == slots_.end()) throw FatalError("replication slot " + name + " does not exist");
   if (position > head_) throw FatalError("confirmed position is beyond the head");
-  if (position > it->second.confirmed) it->second.confirmed = position;
+  if (position > it->second.confirmed) {
+    journal_locked(
+        nlohmann::json{{"op", "confirm"}, {"name", name}, {"at", position.value}}.dump());
+    it->second.confirmed = position;
+  }
   trim_locked();
 }
 
 void MemorySource::drop_slot(const std::string& name) {
   std::lock_guard lk(mu_);
+  if (slots_.count(name)) journal_locked(nlohmann::json{{"op", "drop"}, {"name", name}}.dump());
   slots_.erase(name);
   trim_locked();
 }

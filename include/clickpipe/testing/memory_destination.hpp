@@ -25,6 +25,14 @@ struct VersionedRow {
 // Thread-safe.
 class MemoryDestination {
  public:
+  MemoryDestination() = default;
+  MemoryDestination(const MemoryDestination&) = delete;
+  MemoryDestination& operator=(const MemoryDestination&) = delete;
+  ~MemoryDestination();
+
+  // As MemorySource::open_journal: replays `path`, then appends every write before applying it.
+  void open_journal(const std::string& path);
+
   void create_table(const std::string& name, const TableDefinition& def);  // if not exists
   void drop_table(const std::string& name);                                // if exists
   bool has_table(const std::string& name) const;
@@ -47,9 +55,14 @@ class MemoryDestination {
     std::uint64_t inserted = 0;
   };
   Table& table_locked(const std::string& name);
+  void journal_locked(const std::string& line);
+  void replay(const std::string& line);
+  void create_locked(const std::string& name, const TableDefinition& def);
+  void insert_locked(const std::string& name, std::vector<std::pair<Key, VersionedRow>> rows);
   mutable std::mutex mu_;
   std::map<std::string, Table> tables_;
   std::uint64_t insert_calls_ = 0;
+  int journal_fd_ = -1;
 };
 
 // The destination table a source table maps to: "schema.name", or "schema.name_resync".

@@ -27,10 +27,19 @@ Key key_of(const TableDefinition& def, const Values& row);
 // Thread-safe.
 class MemorySource {
  public:
+  MemorySource() = default;
+  MemorySource(const MemorySource&) = delete;
+  MemorySource& operator=(const MemorySource&) = delete;
+  ~MemorySource();
   struct Snapshot {
     Lsn at;
     std::map<TableRef, std::map<Key, Values>> rows;
   };
+
+  // Makes the source durable across processes: replays `path` (a torn last line, from a process
+  // killed mid-write, is ignored) and appends every later change to it before it is visible.
+  // Call before anything else.
+  void open_journal(const std::string& path);
 
   void create_table(TableDefinition def);  // needs a primary key
   std::optional<TableDefinition> definition(const TableRef& table) const;
@@ -39,7 +48,7 @@ class MemorySource {
   Lsn insert(const TableRef& table, Values row);
   Lsn update(const TableRef& table, Values row);  // same key; insert if absent
   Lsn update_key(const TableRef& table, const Values& old_row, Values row);  // key changes
-  Lsn erase(const TableRef& table, const Values& row);  // by the row's key
+  Lsn erase(const TableRef& table, const Values& row);                       // by the row's key
   Lsn truncate(const TableRef& table);
   // Inserts many rows in one transaction.
   Lsn insert_many(const TableRef& table, std::vector<Values> rows);
@@ -75,6 +84,8 @@ class MemorySource {
     Lsn confirmed;
   };
   Lsn commit_locked(std::vector<Change> changes);
+  void journal_locked(const std::string& line);
+  void replay(const std::string& line);
   void apply_locked(const Change& c);
   void trim_locked();
   const TableDefinition& def_locked(const TableRef& table) const;
@@ -86,6 +97,7 @@ class MemorySource {
   std::vector<Txn> log_;  // only what some slot still needs
   std::map<std::string, Slot> slots_;
   Lsn head_{0};
+  int journal_fd_ = -1;
 };
 
 }  // namespace clickpipe::testing

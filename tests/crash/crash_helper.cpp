@@ -1,0 +1,321 @@
+// A process that runs pipes over journaled in-memory executors and a FileStore, for kill tests.
+//
+//   crash_helper DIR init          creates the source tables (run once, never killed)
+//   crash_helper DIR run SEED      runs the pipes with writes going on, until killed (or 60 s)
+//   crash_helper DIR verify        stops writing, lets the pipes catch up, checks everything
+//
+// DIR holds source.journal, destination.journal, store/ and what the checks need:
+//   state_A       the state pipe A was last seen in (for the test to classify kill points)
+//   b_paused      rows pipe B had at its destination when it was paused
+//   violations    one line per broken invariant found (must stay empty)
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <clickpipe/clickpipe.hpp>
+#include <clickpipe/runtime/pipe_service.hpp>
+#include <clickpipe/store/file_store.hpp>
+#include <clickpipe/testing/faults.hpp>
+#include <clickpipe/testing/memory_executors.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+using namespace std::chrono_literals;
+using namespace clickpipe;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string dir;
+const TableRef kOrders{"public", "orders"}, kUsers{"public", "users"}, kItems{"public", "items"};
+
+TableDefinition def(const std::string& name) {
+  return {TableRef{"public", name},
+          {Column{"id", "int8", 20, -1, false, 0}, Column{"v", "text", 25, -1, true, 0}},
+          {"id"}};
+}
+Values row(long id, const std::string& v) { return {Datum::of(std::to_string(id)), Datum::of(v)}; }
+
+std::string read(const std::string& name) {
+  std::ifstream in(dir + "/" + name);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+// Whole or not at all, even when killed mid-way.
+void write_atomically(const std::string& name, const std::string& text) {
+  const std::string tmp = dir + "/" + name + ".tmp";
+  std::ofstream(tmp, std::ios::trunc) << text;
+  fs::rename(tmp, dir + "/" + name);
+}
+void violation(const std::string& what) {
+  std::ofstream(dir + "/violations", std::ios::app) << what << "\n";
+  std::fprintf(stderr, "VIOLATION: %s\n", what.c_str());
+}
+
+std::shared_ptr<spdlog::logger> quiet() {
+  return std::make_shared<spdlog::logger>("crash", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+Settings settings() {
+  Settings s;
+  s.sync_interval = 20ms;
+  s.pull_batch_size = 200;
+  s.rows_per_partition = 100;
+  s.partitions_in_parallel = 2;
+  s.tables_in_parallel = 1;
+  for (RetryPolicy* r :
+       {&s.provisioning_retry, &s.setup_retry, &s.snapshot_partition_retry, &s.cdc_retry}) {
+    r->initial_backoff = 10ms;
+    r->max_backoff = 100ms;
+  }
+  return s;
+}
+
+// Copies of partitions that the store already held as done when this process started.
+class DonePartitionGuard final : public SnapshotCopier {
+ public:
+  DonePartitionGuard(std::shared_ptr<SnapshotCopier> inner, std::set<std::string> done)
+      : inner_(std::move(inner)), done_(std::move(done)) {}
+  std::optional<SlotInfo> begin(std::span<const TableDefinition> t, bool keep,
+                                ExecContext& ctx) override {
+    return inner_->begin(t, keep, ctx);
+  }
+  std::vector<Partition> plan_partitions(const TableDefinition& t, ExecContext& ctx) override {
+    return inner_->plan_partitions(t, ctx);
+  }
+  std::uint64_t copy_partition(const TableDefinition& t, const Partition& p, TableTarget target,
+                               ExecContext& ctx) override {
+    const std::string key = ctx.pipe_id + "/" + t.table.qualified() + "#" + std::to_string(p.index);
+    if (done_.count(key)) violation("partition copied again after it was saved done: " + key);
+    return inner_->copy_partition(t, p, target, ctx);
+  }
+  void end(ExecContext& ctx) override { inner_->end(ctx); }
+
+ private:
+  std::shared_ptr<SnapshotCopier> inner_;
+  std::set<std::string> done_;
+};
+
+// Every saved history must be a chain of rows of the transition table ending in the state.
+void check_saved_records(const LoadResult& loaded, std::set<std::string>& done) {
+  for (const auto& b : loaded.broken) violation("broken record " + b.name + ": " + b.reason);
+  for (const PipeRecord& r : loaded.records) {
+    State at = r.history.empty() ? State::Provisioning : r.history.front().from;
+    for (const HistoryEntry& h : r.history) {
+      bool row = false;
+      for (const Row& t : transition_table()) {
+        row = row || (t.from == h.from && t.trigger == h.trigger && t.to == h.to);
+      }
+      if (!row || h.from != at) {
+        violation(fmt::format("pipe {}: saved history has {} -[{}]-> {} after {}", r.id, h.from,
+                              h.trigger, h.to, at));
+      }
+      at = h.to;
+    }
+    if (at != r.lifecycle.state()) {
+      violation(fmt::format("pipe {}: saved state {} but history ends in {}", r.id,
+                            r.lifecycle.state(), at));
+    }
+    for (const auto& l : r.load) {
+      for (auto i : l.done) done.insert(r.id + "/" + l.table.qualified() + "#" + std::to_string(i));
+    }
+  }
+}
+
+struct World {
+  std::shared_ptr<testing::MemorySource> source = std::make_shared<testing::MemorySource>();
+  std::shared_ptr<testing::MemoryDestination> dest = std::make_shared<testing::MemoryDestination>();
+  World() {
+    source->open_journal(dir + "/source.journal");
+    dest->open_journal(dir + "/destination.journal");
+  }
+};
+
+// Watches pipes A and B: records A's state, pauses B once it runs, notes B's rows when paused.
+class Watcher final : public TransitionListener {
+ public:
+  Watcher(World& w, PipeService*& service, bool pause_b)
+      : w_(w), service_(service), pause_b_(pause_b) {}
+  void on_transition(const TransitionEvent& e) override {
+    if (e.pipe_id == "A") write_atomically("state_A", std::string(to_string(e.transition.to)));
+    if (pause_b_ && e.pipe_id == "B" && e.transition.to == State::Running && service_) {
+      if (Pipe* b = service_->get("B")) b->pause();  // queued: runs after this listener
+    }
+    if (e.pipe_id == "B" && e.transition.to == State::Paused) note_b_paused(w_);
+  }
+  static void note_b_paused(World& w) {
+    if (!fs::exists(dir + "/b_paused")) {
+      write_atomically("b_paused",
+                       std::to_string(w.dest->rows_inserted(testing::destination_name(kItems))));
+    }
+  }
+
+ private:
+  World& w_;
+  PipeService*& service_;
+  bool pause_b_;
+};
+
+void ensure_pipes(PipeService& service) {
+  if (!service.get("A")) {
+    service.create(PipeConfig{"A", Mode::InitialLoadAndCdc, {kOrders, kUsers}, settings()});
+  }
+  if (!service.get("B"))
+    service.create(PipeConfig{"B", Mode::InitialLoadAndCdc, {kItems}, settings()});
+}
+
+std::unique_ptr<PipeService> open_service(World& w, PipeService*& handle,
+                                          std::shared_ptr<Watcher> watcher) {
+  std::shared_ptr<StateStore> store = FileStore::open(dir + "/store");
+  std::set<std::string> done;
+  check_saved_records(store->load_all(), done);
+  auto faults = std::make_shared<testing::FaultPlan>();
+  faults->delay(testing::op::copy_partition, 15ms);  // a load long enough to be killed in
+  PipeService::Options o;
+  o.store = store;
+  o.logger = quiet();
+  o.listeners = {watcher};
+  o.executors = [&w, faults, done](const std::string& id, Mode) {
+    const std::string slot = testing::MemoryWorld::slot_name(id);
+    auto service = std::make_shared<testing::MemoryService>(0ms);
+    Executors ex{std::make_shared<testing::MemoryProvisioner>(service),
+                 std::make_shared<testing::MemoryTableSetup>(w.source, w.dest, slot),
+                 std::make_shared<DonePartitionGuard>(
+                     std::make_shared<testing::MemorySnapshotCopier>(w.source, w.dest, slot), done),
+                 std::make_shared<testing::MemoryCdcStreamer>(w.source, w.dest, slot)};
+    return testing::with_faults(ex, faults);
+  };
+  auto service = std::make_unique<PipeService>(o);
+  handle = service.get();
+  return service;
+}
+
+int init() {
+  fs::create_directories(dir);
+  World w;
+  std::mt19937_64 rng(1);
+  for (const auto& [t, n] :
+       {std::pair{kOrders, 3000}, std::pair{kUsers, 1000}, std::pair{kItems, 500}}) {
+    w.source->create_table(def(t.name));
+    std::vector<Values> rows;
+    for (int i = 0; i < n; ++i) rows.push_back(row(i, "init-" + std::to_string(rng() % 1000)));
+    w.source->insert_many(t, std::move(rows));
+  }
+  return 0;
+}
+
+int run(unsigned seed) {
+  World w;
+  PipeService* handle = nullptr;
+  auto watcher = std::make_shared<Watcher>(w, handle, true);
+  // B paused before: it must not have moved while no process ran it.
+  const std::string before = read("b_paused");
+  auto service = open_service(w, handle, watcher);
+  if (Pipe* b = service->get("B"); b && b->state() == State::Paused) {
+    Watcher::note_b_paused(w);
+    const auto rows = w.dest->rows_inserted(testing::destination_name(kItems));
+    if (!before.empty() && std::to_string(rows) != before) {
+      violation("paused pipe B moved data: " + before + " -> " + std::to_string(rows));
+    }
+  }
+  ensure_pipes(*service);
+  if (Pipe* b = service->get("B"); b->state() == State::Running) b->pause();
+  // Tells the test this process is up: kills are timed from here.
+  write_atomically("started", std::to_string(::getpid()));
+
+  // Writes go on, on every table, until the process is killed.
+  std::mt19937_64 rng(seed);
+  long next = 100000 + static_cast<long>(seed) * 1000000 + static_cast<long>(rng() % 100000) * 100;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const TableRef& t = rng() % 2 ? kOrders : (rng() % 2 ? kUsers : kItems);
+    switch (rng() % 4) {
+      case 0:
+      case 1: w.source->insert(t, row(next++, "ins")); break;
+      case 2:
+        w.source->update(t,
+                         row(static_cast<long>(rng() % 500), "upd" + std::to_string(rng() % 99)));
+        break;
+      default: w.source->erase(t, row(static_cast<long>(rng() % 500), "")); break;
+    }
+    std::this_thread::sleep_for(300us);
+  }
+  return 0;
+}
+
+int verify() {
+  World w;
+  PipeService* handle = nullptr;
+  auto watcher = std::make_shared<Watcher>(w, handle, false);
+  auto service = open_service(w, handle, watcher);
+  ensure_pipes(*service);
+  Pipe* a = service->get("A");
+  Pipe* b = service->get("B");
+  if (!a || !b) {
+    std::fprintf(stderr, "pipes missing\n");
+    return 1;
+  }
+  if (b->state() == State::Paused) {
+    const std::string before = read("b_paused");
+    const auto rows = w.dest->rows_inserted(testing::destination_name(kItems));
+    if (!before.empty() && std::to_string(rows) != before) {
+      violation("paused pipe B moved data: " + before + " -> " + std::to_string(rows));
+    }
+  }
+  if (!a->wait_for(State::Running, 60s)) {
+    std::fprintf(stderr, "A did not reach Running: %s\n",
+                 std::string(to_string(a->state())).c_str());
+    return 1;
+  }
+  // B may be paused (or not yet): resume it and let both catch up with the source.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (b->state() != State::Running && std::chrono::steady_clock::now() < deadline) {
+    if (b->state() == State::Paused) b->resume();
+    std::this_thread::sleep_for(10ms);
+  }
+  const Lsn head = w.source->head();
+  while (std::chrono::steady_clock::now() < deadline &&
+         !(a->status().cdc.confirmed >= head && b->status().cdc.confirmed >= head)) {
+    std::this_thread::sleep_for(10ms);
+  }
+  int bad = 0;
+  for (const TableRef& t : {kOrders, kUsers, kItems}) {
+    const auto src = w.source->rows(t);
+    const auto dst = w.dest->final_rows(testing::destination_name(t));
+    if (src != dst) {
+      ++bad;
+      std::fprintf(stderr, "%s: source %zu rows, destination %zu rows\n", t.qualified().c_str(),
+                   src.size(), dst.size());
+    }
+  }
+  const std::string v = read("violations");
+  if (!v.empty()) {
+    std::fprintf(stderr, "violations:\n%s", v.c_str());
+    ++bad;
+  }
+  std::printf("%s\n", bad ? "MISMATCH" : "OK");
+  return bad ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: crash_helper DIR init|run SEED|verify\n");
+    return 2;
+  }
+  dir = argv[1];
+  spdlog::set_level(spdlog::level::off);
+  const std::string mode = argv[2];
+  if (mode == "init") return init();
+  if (mode == "run" && argc == 4) return run(static_cast<unsigned>(std::stoul(argv[3])));
+  if (mode == "verify") return verify();
+  std::fprintf(stderr, "usage: crash_helper DIR init|run SEED|verify\n");
+  return 2;
+}
