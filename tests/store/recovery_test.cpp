@@ -268,9 +268,10 @@ TEST(Service, CreatesListsRemovesAndResumesAfterAGracefulShutdown) {
   PipeService service(service_options(w, FileStore::open(dir.path)));
   ASSERT_EQ(service.list().size(), 2u);
   EXPECT_TRUE(w.wait_in_sync(w.orders));
-  EXPECT_EQ(service.get("b")->state(), State::Paused);
+  Pipe* b = service.get("b");
+  EXPECT_EQ(b->state(), State::Paused);
   ASSERT_TRUE(service.remove("b"));
-  ASSERT_TRUE(service.get("b")->wait_for(State::Terminated, 10s));
+  ASSERT_TRUE(b->wait_for(State::Terminated, 10s));  // valid until the service forgets it
   ASSERT_TRUE(wait_until(*service.get("a"), [&](const PipeStatus&) {
     return !fs::exists(fs::path(dir.path) / "b.json");
   }));

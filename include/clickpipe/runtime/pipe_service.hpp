@@ -42,7 +42,8 @@ class PipeService {
   // Creates, saves and starts a pipe. Throws InvalidField for a bad config and StoreError when
   // the id is taken (a broken record keeps its id taken: it is never overwritten).
   Pipe& create(PipeConfig config);
-  // nullptr when there is no such pipe (or it was deleted).
+  // nullptr when there is no such pipe. The pointer stays valid until the pipe is Terminated and
+  // a later call to the service forgets it.
   Pipe* get(const std::string& id);
   std::vector<std::string> list();
   // The delete command; the record leaves the store once the pipe is Terminated.
