@@ -6,14 +6,14 @@
 //   3. first vs second pipe's Provisioning on one service
 //
 //   clickpipe_bench_durability [--quick]
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <clickpipe/clickpipe.hpp>
 #include <clickpipe/runtime/pipe_service.hpp>
 #include <clickpipe/store/file_store.hpp>
 #include <clickpipe/store/memory_store.hpp>
 #include <clickpipe/testing/memory_executors.hpp>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -30,11 +30,14 @@ namespace fs = std::filesystem;
 namespace {
 
 std::shared_ptr<spdlog::logger> quiet() {
-  static auto l = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+  static auto l =
+      std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   return l;
 }
 
-double since(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
+double since(Steady::time_point t) {
+  return std::chrono::duration<double>(Steady::now() - t).count();
+}
 
 TableDefinition def(const std::string& name) {
   return {TableRef{"public", name},
@@ -51,10 +54,7 @@ struct CountingStreamer final : CdcStreamer {
     return c.value_or(Lsn{1});
   }
   CdcBatch pull(ExecContext& ctx) override {
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lk(m);
-    cv.wait_for(lk, ctx.stop, ctx.settings.sync_interval, [] { return false; });
+    sleep_unless_stopped(ctx.settings.sync_interval, ctx.stop);
     return CdcBatch{{}, Lsn{1}, Lsn{1}};
   }
   void apply(const CdcBatch&, ExecContext&) override {}
@@ -62,7 +62,8 @@ struct CountingStreamer final : CdcStreamer {
 };
 
 void restart(int pipes) {
-  const fs::path dir = fs::temp_directory_path() / ("clickpipe-bench-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("clickpipe-bench-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   for (int i = 0; i < pipes; ++i) {
@@ -97,10 +98,11 @@ void restart(int pipes) {
   service.shutdown();
   fs::remove_all(dir);
   fmt::print("1. restart with {} saved Running pipes\n", pipes);
-  fmt::print("   service open (load, restore, start) {:.3f} s; every pipe streaming again {:.3f} s\n",
-             opened_s, streaming_s);
-  fmt::print("   baseline: reading and parsing the records alone {:.3f} s (ratio {:.1f}x)\n\n", read_s,
-             streaming_s / read_s);
+  fmt::print(
+      "   service open (load, restore, start) {:.3f} s; every pipe streaming again {:.3f} s\n",
+      opened_s, streaming_s);
+  fmt::print("   baseline: reading and parsing the records alone {:.3f} s (ratio {:.1f}x)\n\n",
+             read_s, streaming_s / read_s);
 }
 
 double cdc_rate(const char* kind, long changes) {
@@ -110,7 +112,8 @@ double cdc_rate(const char* kind, long changes) {
   w.source->create_table(def("t"));
   PipeOptions o;
   o.logger = quiet();
-  const fs::path dir = fs::temp_directory_path() / ("clickpipe-bench-cp-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("clickpipe-bench-cp-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   if (std::strcmp(kind, "memory") == 0) o.store = std::make_shared<MemoryStore>();
   if (std::strcmp(kind, "file") == 0) o.store = FileStore::open(dir.string());
@@ -153,7 +156,8 @@ void provisioning() {
   auto took = [&](const std::string& id) {
     PipeOptions o;
     o.logger = quiet();
-    Pipe p(PipeConfig{id, Mode::SnapshotOnly, {TableRef{"public", "t"}}, Settings{}}, w.executors(id), o);
+    Pipe p(PipeConfig{id, Mode::SnapshotOnly, {TableRef{"public", "t"}}, Settings{}},
+           w.executors(id), o);
     const auto t0 = Steady::now();
     p.start();
     p.wait_for(State::Setup, 30s);

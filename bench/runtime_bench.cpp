@@ -228,10 +228,7 @@ struct Nothing final : Provisioner, TableSetup, SnapshotCopier, CdcStreamer {
     return c.value_or(Lsn{1});
   }
   CdcBatch pull(ExecContext& ctx) override {
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lk(m);
-    cv.wait_for(lk, ctx.stop, ctx.settings.sync_interval, [] { return false; });
+    sleep_unless_stopped(ctx.settings.sync_interval, ctx.stop);
     return CdcBatch{{}, Lsn{1}, Lsn{1}};
   }
   void apply(const CdcBatch&, ExecContext&) override {}

@@ -20,4 +20,7 @@ class Clock {
 // The real clock.
 std::shared_ptr<Clock> system_clock();
 
+// Waits `d` in real time, or less when `stop` is requested; false when it was stopped.
+bool sleep_unless_stopped(std::chrono::nanoseconds d, std::stop_token stop);
+
 }  // namespace clickpipe

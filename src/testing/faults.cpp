@@ -77,18 +77,14 @@ void FaultPlan::on_call(std::string_view operation, const ExecContext& ctx) {
         break;
       }
       case Action::Delay:
-      case Action::Hang: {
-        std::mutex m;
-        std::condition_variable_any cv;
-        std::unique_lock lk(m);
-        if (r.action == Action::Delay) {
-          cv.wait_for(lk, ctx.stop, r.delay, [] { return false; });
-        } else {
-          cv.wait(lk, ctx.stop, [] { return false; });
+        sleep_unless_stopped(r.delay, ctx.stop);
+        ctx.throw_if_stopped();
+        break;
+      case Action::Hang:
+        while (sleep_unless_stopped(std::chrono::hours(1), ctx.stop)) {
         }
         ctx.throw_if_stopped();
         break;
-      }
     }
   }
 }

@@ -19,10 +19,7 @@ void MemoryService::provision(const PipeInfo& pipe, const ExecContext& ctx) {
   }
   if (!up) {
     // Bringing the shared infrastructure up is the slow part; only the first pipe pays it.
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lk(m);
-    cv.wait_for(lk, ctx.stop, bring_up_, [] { return false; });
+    sleep_unless_stopped(bring_up_, ctx.stop);
     ctx.throw_if_stopped();
   }
   std::lock_guard lk(mu_);
@@ -198,7 +195,8 @@ Lsn MemoryCdcStreamer::start(std::optional<Lsn> confirmed, std::span<const Table
       throw FatalError("replication slot " + slot_ + " is missing: changes may be lost; resync");
     }
     if (*slot_confirmed > *confirmed) {
-      throw FatalError("replication slot " + slot_ + " is ahead of the saved position: changes "
+      throw FatalError("replication slot " + slot_ +
+                       " is ahead of the saved position: changes "
                        "may be lost; resync");
     }
     cursor_ = *confirmed;
@@ -242,7 +240,8 @@ void MemoryCdcStreamer::apply(const CdcBatch& batch, ExecContext& ctx) {
           auto current = dest_->latest(name, key);
           for (std::size_t i = 0; i < values.size(); ++i) {
             if (values[i].kind == Datum::Kind::UnchangedToast) {
-              values[i] = current && i < current->values.size() ? current->values[i] : Datum::null();
+              values[i] =
+                  current && i < current->values.size() ? current->values[i] : Datum::null();
             }
           }
         }

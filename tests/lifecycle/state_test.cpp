@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "../print.hpp"
 #include "clickpipe/clickpipe.hpp"
 
 namespace clickpipe {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../print.hpp"
 #include "clickpipe/clickpipe.hpp"
 
 namespace clickpipe {
