@@ -9,6 +9,7 @@ CLICKPIPE_PACKAGES=(
   cmake ninja-build g++ pkg-config git
   libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libpq-dev postgresql-15 postgresql-client-15
 )
 
 as_root() {

@@ -1,0 +1,112 @@
+// libpq connections and results, RAII, with classified errors and no password in any message.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clickpipe/error.hpp"
+
+struct pg_conn;
+struct pg_result;
+
+namespace clickpipe::postgres {
+
+// Where and how to connect. Either keywords or a libpq connection string (keywords set here win
+// over the string's). The password is only ever handed to libpq.
+struct ConnectionSettings {
+  std::string conninfo;  // e.g. "postgresql://user@host:5432/db?sslmode=require"
+  std::string host;
+  std::string port;
+  std::string dbname;
+  std::string user;
+  std::string password;
+  std::string sslmode;  // passed through (disable, require, verify-full, ...)
+  std::string application_name = "clickpipe";
+
+  // "host=127.0.0.1 port=5432 dbname=app user=repl": for messages; never the password.
+  std::string describe() const;
+};
+
+// A PostgreSQL error: the SQLSTATE decides whether retrying can help (connection trouble,
+// serialization failures, lack of resources, a server shutting down) or not.
+class PgTransientError : public TransientError {
+ public:
+  PgTransientError(const std::string& m, std::string sqlstate)
+      : TransientError(m), sqlstate_(std::move(sqlstate)) {}
+  const std::string& sqlstate() const noexcept { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
+};
+class PgFatalError : public FatalError {
+ public:
+  PgFatalError(const std::string& m, std::string sqlstate)
+      : FatalError(m), sqlstate_(std::move(sqlstate)) {}
+  const std::string& sqlstate() const noexcept { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
+};
+
+// Throws the right one of the two for `sqlstate` ("" when the server sent none).
+[[noreturn]] void throw_pg_error(const std::string& message, const std::string& sqlstate);
+bool is_transient_sqlstate(std::string_view sqlstate);
+
+class Result {
+ public:
+  explicit Result(pg_result* r) noexcept : r_(r) {}
+  Result(Result&&) noexcept;
+  Result& operator=(Result&&) noexcept;
+  Result(const Result&) = delete;
+  Result& operator=(const Result&) = delete;
+  ~Result();
+
+  int rows() const noexcept;
+  int columns() const noexcept;
+  bool is_null(int row, int col) const noexcept;
+  std::string_view value(int row, int col) const noexcept;  // "" for NULL
+  std::optional<std::string> get(int row, int col) const;
+  pg_result* raw() const noexcept { return r_; }
+
+ private:
+  pg_result* r_;
+};
+
+class Connection {
+ public:
+  // Connects (a replication connection when `replication`: walsender commands only). Throws
+  // PgTransientError when the server cannot be reached, PgFatalError when it refuses us.
+  static Connection open(const ConnectionSettings& settings, bool replication = false);
+
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // Runs SQL; throws a classified error naming what failed.
+  Result exec(std::string_view sql);
+  Result exec(std::string_view sql, const std::vector<std::optional<std::string>>& params);
+  // "quoted" identifier / 'quoted' literal, escaped by libpq for this connection's encoding.
+  std::string identifier(std::string_view name) const;
+  std::string literal(std::string_view text) const;
+  int server_version() const noexcept;  // e.g. 150018
+  pg_conn* raw() const noexcept { return c_; }
+  const ConnectionSettings& settings() const noexcept { return settings_; }
+  // The last libpq error, with the password (if it ever appears) replaced by ***.
+  std::string error_message() const;
+
+ private:
+  Connection(pg_conn* c, ConnectionSettings settings) noexcept
+      : c_(c), settings_(std::move(settings)) {}
+  pg_conn* c_;
+  ConnectionSettings settings_;
+};
+
+// Replaces every occurrence of `secret` in `text` with "***".
+std::string redact(std::string text, const std::string& secret);
+
+}  // namespace clickpipe::postgres

@@ -1,0 +1,99 @@
+// The pgoutput logical replication protocol (version 1): messages decoded into typed values, and
+// whole transactions assembled into Changes. Pure code: no I/O, safe on any bytes (every read is
+// bounds-checked; malformed input throws FatalError).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "clickpipe/change.hpp"
+#include "clickpipe/lsn.hpp"
+#include "clickpipe/table.hpp"
+
+namespace clickpipe::postgres::pgoutput {
+
+struct Begin {
+  Lsn final_lsn;
+  std::int64_t commit_time = 0;
+  std::uint32_t xid = 0;
+};
+struct Commit {
+  std::uint8_t flags = 0;
+  Lsn commit_lsn;
+  Lsn end_lsn;
+  std::int64_t commit_time = 0;
+};
+struct Origin {
+  Lsn commit_lsn;
+  std::string name;
+};
+struct RelationColumn {
+  bool key = false;
+  std::string name;
+  std::uint32_t type_oid = 0;
+  std::int32_t type_modifier = -1;
+};
+struct Relation {
+  std::uint32_t id = 0;
+  TableRef table;
+  char replica_identity = 'd';
+  std::vector<RelationColumn> columns;
+};
+struct Type {
+  std::uint32_t oid = 0;
+  std::string schema;
+  std::string name;
+};
+struct Insert {
+  std::uint32_t relation = 0;
+  Values row;
+};
+struct Update {
+  std::uint32_t relation = 0;
+  char old_kind = 0;  // 'K' old key, 'O' old row (REPLICA IDENTITY FULL), 0 none
+  Values old_row;
+  Values row;
+};
+struct Delete {
+  std::uint32_t relation = 0;
+  char old_kind = 'K';
+  Values old_row;
+};
+struct Truncate {
+  std::uint8_t options = 0;
+  std::vector<std::uint32_t> relations;
+};
+
+using Message =
+    std::variant<Begin, Commit, Origin, Relation, Type, Insert, Update, Delete, Truncate>;
+
+Message decode(std::span<const std::uint8_t> bytes);
+
+// A committed transaction, its changes in order.
+struct Transaction {
+  Lsn commit_lsn;
+  Lsn end_lsn;  // the position to confirm once it is applied
+  std::vector<Change> changes;
+};
+
+// Feeds decoded messages in stream order; returns a transaction at each Commit. Keeps the
+// relations it has seen (pgoutput sends each before its first use in a session).
+class Assembler {
+ public:
+  std::optional<Transaction> feed(const Message& m);
+  bool in_transaction() const noexcept { return open_; }
+  const Relation* relation(std::uint32_t id) const;
+
+ private:
+  const Relation& need(std::uint32_t id) const;
+  std::map<std::uint32_t, Relation> relations_;
+  bool open_ = false;
+  Transaction current_;
+};
+
+}  // namespace clickpipe::postgres::pgoutput

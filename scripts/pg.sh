@@ -1,0 +1,80 @@
+# Throwaway PostgreSQL 15 on 127.0.0.1 for tests and the demo. Source it; do not run it.
+#   pg_start      initdb in a temp dir, start on a free port, create the test roles and database,
+#                 export CLICKPIPE_PG_* for the tests
+#   pg_stop       stop the server and delete its data
+# PostgreSQL refuses to run as root, so the server runs as the unprivileged `postgres` user.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    sudo -u postgres "$@"
+  fi
+}
+
+free_port() {
+  local port
+  for port in $(seq "$1" $(($1 + 200))); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+pg_start() {
+  PG_DATA=$(mktemp -d /tmp/clickpipe-pg.XXXXXX)
+  chown postgres:postgres "$PG_DATA" 2>/dev/null || as_root chown postgres:postgres "$PG_DATA"
+  chmod 700 "$PG_DATA"
+  PG_PORT=$(free_port 55432)
+  local pwfile="$PG_DATA/.pw"
+  CLICKPIPE_PG_PASSWORD="pw-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+  echo "$CLICKPIPE_PG_PASSWORD" > "$pwfile"
+  chown postgres "$pwfile"
+  as_postgres "$PG_BIN/initdb" -D "$PG_DATA/data" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_DATA/initdb.log" 2>&1 || {
+    cat "$PG_DATA/initdb.log" >&2
+    return 1
+  }
+  cat >>"$PG_DATA/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_DATA'
+wal_level = logical
+max_replication_slots = 40
+max_wal_senders = 40
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 256MB
+max_wal_size = 4GB
+log_min_messages = warning
+CONF
+  cat >"$PG_DATA/data/pg_hba.conf" <<HBA
+local all all trust
+local replication all trust
+host all all 127.0.0.1/32 scram-sha-256
+host replication all 127.0.0.1/32 scram-sha-256
+HBA
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -l "$PG_DATA/server.log" -w -t 60 start >/dev/null || {
+    cat "$PG_DATA/server.log" >&2
+    return 1
+  }
+  as_postgres psql -h "$PG_DATA" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q <<SQL
+CREATE ROLE clickpipe LOGIN SUPERUSER REPLICATION PASSWORD '$CLICKPIPE_PG_PASSWORD';
+CREATE DATABASE clickpipe_test OWNER clickpipe;
+SQL
+  export CLICKPIPE_PG_HOST=127.0.0.1 CLICKPIPE_PG_PORT="$PG_PORT" CLICKPIPE_PG_USER=clickpipe \
+    CLICKPIPE_PG_DATABASE=clickpipe_test CLICKPIPE_PG_PASSWORD PG_DATA PG_PORT
+  echo "==> PostgreSQL 15 on 127.0.0.1:$PG_PORT (data in $PG_DATA)"
+}
+
+pg_stop() {
+  [ -n "${PG_DATA:-}" ] || return 0
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DATA"
+  PG_DATA=
+}

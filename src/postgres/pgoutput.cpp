@@ -1,0 +1,240 @@
+#include "clickpipe/postgres/pgoutput.hpp"
+
+#include "clickpipe/error.hpp"
+
+namespace clickpipe::postgres::pgoutput {
+namespace {
+
+// Big-endian reads that never pass the end.
+class Reader {
+ public:
+  explicit Reader(std::span<const std::uint8_t> b) : b_(b) {}
+  std::uint8_t u8() {
+    need(1);
+    return b_[at_++];
+  }
+  std::uint16_t u16() { return static_cast<std::uint16_t>(uint(2)); }
+  std::uint32_t u32() { return static_cast<std::uint32_t>(uint(4)); }
+  std::uint64_t u64() { return uint(8); }
+  std::string str() {  // NUL-terminated
+    std::size_t end = at_;
+    while (end < b_.size() && b_[end] != 0) ++end;
+    if (end >= b_.size()) throw FatalError("pgoutput: unterminated string");
+    std::string s(reinterpret_cast<const char*>(b_.data() + at_), end - at_);
+    at_ = end + 1;
+    return s;
+  }
+  std::string bytes(std::size_t n) {
+    need(n);
+    std::string s(reinterpret_cast<const char*>(b_.data() + at_), n);
+    at_ += n;
+    return s;
+  }
+  bool done() const noexcept { return at_ == b_.size(); }
+
+ private:
+  std::uint64_t uint(int n) {
+    need(static_cast<std::size_t>(n));
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v = (v << 8) | b_[at_++];
+    return v;
+  }
+  void need(std::size_t n) const {
+    if (b_.size() - at_ < n) throw FatalError("pgoutput: message cut short");
+  }
+  std::span<const std::uint8_t> b_;
+  std::size_t at_ = 0;
+};
+
+Values tuple(Reader& r) {
+  const std::uint16_t n = r.u16();
+  Values out;
+  out.reserve(n);
+  for (std::uint16_t i = 0; i < n; ++i) {
+    switch (const char kind = static_cast<char>(r.u8())) {
+      case 'n': out.push_back(Datum::null()); break;
+      case 'u': out.push_back(Datum::unchanged_toast()); break;
+      case 't':
+      case 'b': {
+        const std::uint32_t len = r.u32();
+        out.push_back(Datum::of(r.bytes(len)));
+        break;
+      }
+      default: throw FatalError(std::string("pgoutput: unknown tuple column kind '") + kind + "'");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Message decode(std::span<const std::uint8_t> bytes) {
+  Reader r(bytes);
+  const char tag = static_cast<char>(r.u8());
+  Message m;
+  switch (tag) {
+    case 'B': m = Begin{Lsn{r.u64()}, static_cast<std::int64_t>(r.u64()), r.u32()}; break;
+    case 'C': {
+      Commit c;
+      c.flags = r.u8();
+      c.commit_lsn = Lsn{r.u64()};
+      c.end_lsn = Lsn{r.u64()};
+      c.commit_time = static_cast<std::int64_t>(r.u64());
+      m = c;
+      break;
+    }
+    case 'O': {
+      Origin o;
+      o.commit_lsn = Lsn{r.u64()};
+      o.name = r.str();
+      m = o;
+      break;
+    }
+    case 'R': {
+      Relation rel;
+      rel.id = r.u32();
+      rel.table.schema = r.str();
+      rel.table.name = r.str();
+      rel.replica_identity = static_cast<char>(r.u8());
+      const std::uint16_t n = r.u16();
+      for (std::uint16_t i = 0; i < n; ++i) {
+        RelationColumn c;
+        c.key = (r.u8() & 1) != 0;
+        c.name = r.str();
+        c.type_oid = r.u32();
+        c.type_modifier = static_cast<std::int32_t>(r.u32());
+        rel.columns.push_back(std::move(c));
+      }
+      m = std::move(rel);
+      break;
+    }
+    case 'Y': {
+      Type t;
+      t.oid = r.u32();
+      t.schema = r.str();
+      t.name = r.str();
+      m = t;
+      break;
+    }
+    case 'I': {
+      Insert ins;
+      ins.relation = r.u32();
+      if (r.u8() != 'N') throw FatalError("pgoutput: insert without a new tuple");
+      ins.row = tuple(r);
+      m = std::move(ins);
+      break;
+    }
+    case 'U': {
+      Update u;
+      u.relation = r.u32();
+      char k = static_cast<char>(r.u8());
+      if (k == 'K' || k == 'O') {
+        u.old_kind = k;
+        u.old_row = tuple(r);
+        k = static_cast<char>(r.u8());
+      }
+      if (k != 'N') throw FatalError("pgoutput: update without a new tuple");
+      u.row = tuple(r);
+      m = std::move(u);
+      break;
+    }
+    case 'D': {
+      Delete d;
+      d.relation = r.u32();
+      d.old_kind = static_cast<char>(r.u8());
+      if (d.old_kind != 'K' && d.old_kind != 'O')
+        throw FatalError("pgoutput: delete without a key");
+      d.old_row = tuple(r);
+      m = std::move(d);
+      break;
+    }
+    case 'T': {
+      Truncate t;
+      const std::uint32_t n = r.u32();
+      t.options = r.u8();
+      if (n > bytes.size()) throw FatalError("pgoutput: truncate lists too many relations");
+      for (std::uint32_t i = 0; i < n; ++i) t.relations.push_back(r.u32());
+      m = std::move(t);
+      break;
+    }
+    default: throw FatalError(std::string("pgoutput: unknown message type '") + tag + "'");
+  }
+  if (!r.done()) throw FatalError(std::string("pgoutput: trailing bytes after '") + tag + "'");
+  return m;
+}
+
+const Relation* Assembler::relation(std::uint32_t id) const {
+  auto it = relations_.find(id);
+  return it == relations_.end() ? nullptr : &it->second;
+}
+
+const Relation& Assembler::need(std::uint32_t id) const {
+  const Relation* r = relation(id);
+  if (!r)
+    throw FatalError("pgoutput: change for relation " + std::to_string(id) +
+                     " before its description");
+  return *r;
+}
+
+std::optional<Transaction> Assembler::feed(const Message& m) {
+  auto add = [&](ChangeKind kind, const Relation& rel, Values values, Values old_key) {
+    if (!open_) throw FatalError("pgoutput: change outside a transaction");
+    if (values.size() != rel.columns.size() && kind != ChangeKind::Truncate) {
+      throw FatalError("pgoutput: " + std::to_string(values.size()) + " values for " +
+                       std::to_string(rel.columns.size()) + " columns of " + rel.table.qualified());
+    }
+    Change c;
+    c.kind = kind;
+    c.table = rel.table;
+    c.position = current_.changes.size();
+    c.values = std::move(values);
+    c.old_key = std::move(old_key);
+    current_.changes.push_back(std::move(c));
+  };
+  if (const auto* b = std::get_if<Begin>(&m)) {
+    if (open_) throw FatalError("pgoutput: Begin inside a transaction");
+    open_ = true;
+    current_ = Transaction{};
+    current_.commit_lsn = b->final_lsn;
+  } else if (const auto* c = std::get_if<Commit>(&m)) {
+    if (!open_) throw FatalError("pgoutput: Commit without Begin");
+    open_ = false;
+    current_.commit_lsn = c->commit_lsn;
+    current_.end_lsn = c->end_lsn;
+    for (auto& ch : current_.changes) ch.commit_lsn = c->commit_lsn;
+    return std::move(current_);
+  } else if (const auto* rel = std::get_if<Relation>(&m)) {
+    relations_[rel->id] = *rel;
+  } else if (const auto* ins = std::get_if<Insert>(&m)) {
+    add(ChangeKind::Insert, need(ins->relation), ins->row, {});
+  } else if (const auto* up = std::get_if<Update>(&m)) {
+    const Relation& rel = need(up->relation);
+    Values old_key;
+    if (up->old_kind != 0 && up->old_row.size() == rel.columns.size()) {
+      // The key moved when an old key column differs from the new row's.
+      for (std::size_t i = 0; i < rel.columns.size(); ++i) {
+        if (rel.columns[i].key && !(up->old_row[i] == up->row[i])) {
+          old_key = up->old_row;
+          break;
+        }
+      }
+    }
+    add(ChangeKind::Update, rel, up->row, std::move(old_key));
+  } else if (const auto* del = std::get_if<Delete>(&m)) {
+    add(ChangeKind::Delete, need(del->relation), del->old_row, {});
+  } else if (const auto* tr = std::get_if<Truncate>(&m)) {
+    for (auto id : tr->relations) {
+      const Relation& rel = need(id);
+      if (!open_) throw FatalError("pgoutput: change outside a transaction");
+      Change c;
+      c.kind = ChangeKind::Truncate;
+      c.table = rel.table;
+      c.position = current_.changes.size();
+      current_.changes.push_back(std::move(c));
+    }
+  }
+  // Origin and Type carry nothing a change needs.
+  return std::nullopt;
+}
+
+}  // namespace clickpipe::postgres::pgoutput

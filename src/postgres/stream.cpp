@@ -1,0 +1,149 @@
+#include "clickpipe/postgres/stream.hpp"
+
+#include <libpq-fe.h>
+#include <sys/select.h>
+
+#include <cstring>
+
+namespace clickpipe::postgres {
+namespace {
+
+std::uint64_t be64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+void put64(char* p, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) {
+    p[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+}
+// Microseconds since 2000-01-01, PostgreSQL's epoch.
+std::int64_t pg_now() {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return us - 946684800LL * 1000000LL;
+}
+
+}  // namespace
+
+LogicalStream::LogicalStream(const ConnectionSettings& settings, const std::string& slot,
+                             const std::string& publication, Lsn from)
+    : conn_(Connection::open(settings, true)),
+      confirmed_(from),
+      server_end_(from),
+      received_end_(from),
+      last_status_(std::chrono::steady_clock::now()) {
+  // The publication name goes in a quoted literal inside the options.
+  const std::string sql = "START_REPLICATION SLOT " + conn_.identifier(slot) + " LOGICAL " +
+                          to_string(from) + " (proto_version '1', publication_names " +
+                          conn_.literal(conn_.identifier(publication)) + ")";
+  conn_.exec(sql);
+}
+
+void LogicalStream::send_status(bool reply_requested) {
+  char msg[34];
+  msg[0] = 'r';
+  put64(msg + 1, confirmed_.value);   // written
+  put64(msg + 9, confirmed_.value);   // flushed
+  put64(msg + 17, confirmed_.value);  // applied
+  put64(msg + 25, static_cast<std::uint64_t>(pg_now()));
+  msg[33] = reply_requested ? 1 : 0;
+  if (PQputCopyData(conn_.raw(), msg, sizeof msg) != 1 || PQflush(conn_.raw()) != 0) {
+    throw_pg_error("sending a standby status update: " + conn_.error_message(), "");
+  }
+  last_status_ = std::chrono::steady_clock::now();
+}
+
+void LogicalStream::confirm(Lsn flushed) {
+  if (flushed <= confirmed_) return;
+  confirmed_ = flushed;
+  send_status();
+}
+
+void LogicalStream::handle(const char* data, int len, CdcBatch& batch, bool& have_end) {
+  if (len < 1) return;
+  if (data[0] == 'k' && len >= 18) {  // keepalive: walEnd, sendTime, replyRequested
+    const Lsn end{be64(data + 1)};
+    if (end > server_end_) server_end_ = end;
+    if (data[17]) send_status();
+    (void)batch;
+    (void)have_end;
+    return;
+  }
+  if (data[0] == 'w' && len >= 25) {  // XLogData: dataStart, walEnd, sendTime, message
+    const Lsn end{be64(data + 9)};
+    if (end > server_end_) server_end_ = end;
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(data + 25);
+    const auto message = pgoutput::decode({bytes, static_cast<std::size_t>(len - 25)});
+    if (auto txn = assembler_.feed(message)) {
+      received_end_ = txn->end_lsn;
+      ready_.push_back(std::move(*txn));
+    }
+    return;
+  }
+  throw PgFatalError(std::string("replication: unexpected message '") + data[0] + "'", "");
+}
+
+CdcBatch LogicalStream::pull(std::size_t max_changes, std::chrono::milliseconds wait,
+                             std::stop_token stop) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  CdcBatch batch;
+  batch.end = confirmed_;
+  bool have_end = false;
+  auto take_ready = [&] {
+    while (!ready_.empty() && batch.changes.size() < max_changes) {
+      auto& t = ready_.front();
+      for (auto& c : t.changes) batch.changes.push_back(std::move(c));
+      batch.end = t.end_lsn;
+      ready_.pop_front();
+    }
+    return batch.changes.size() >= max_changes;
+  };
+  for (;;) {
+    if (take_ready()) break;
+    // Drain whatever has arrived without blocking.
+    for (;;) {
+      char* buf = nullptr;
+      const int n = PQgetCopyData(conn_.raw(), &buf, 1);
+      if (n == 0) break;  // nothing more right now
+      if (n == -1) throw_pg_error("replication stream ended: " + conn_.error_message(), "");
+      if (n == -2) throw_pg_error("replication stream failed: " + conn_.error_message(), "");
+      try {
+        handle(buf, n, batch, have_end);
+      } catch (...) {
+        PQfreemem(buf);
+        throw;
+      }
+      PQfreemem(buf);
+    }
+    if (take_ready()) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (stop.stop_requested() || now >= deadline) break;
+    // Keep the server informed even while idle (it would time the walsender out otherwise).
+    if (now - last_status_ > std::chrono::seconds(10)) send_status();
+    // Wait for the socket, in short slices so a stop is seen within one poll.
+    const int fd = PQsocket(conn_.raw());
+    fd_set set;
+    FD_ZERO(&set);
+    FD_SET(fd, &set);
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
+    const auto slice = std::min<std::chrono::microseconds>(left, std::chrono::milliseconds(50));
+    timeval tv{static_cast<time_t>(slice.count() / 1000000),
+               static_cast<suseconds_t>(slice.count() % 1000000)};
+    if (select(fd + 1, &set, nullptr, nullptr, &tv) > 0 && PQconsumeInput(conn_.raw()) == 0) {
+      throw_pg_error("replication connection lost: " + conn_.error_message(), "");
+    }
+  }
+  batch.source_head = server_end_;
+  // Idle: nothing of ours pending or partly received, so the server's position is safe.
+  if (batch.changes.empty() && ready_.empty() && !assembler_.in_transaction() &&
+      server_end_ > batch.end) {
+    batch.end = server_end_;
+  }
+  return batch;
+}
+
+}  // namespace clickpipe::postgres

@@ -1,0 +1,534 @@
+// Against the throwaway PostgreSQL 15 that ./scripts/test.sh starts on 127.0.0.1. Without it
+// these tests fail (they never skip): CLICKPIPE_PG_* must be set.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+#include "../print.hpp"
+#include "clickpipe/postgres/catalog.hpp"
+#include "clickpipe/postgres/connection.hpp"
+#include "clickpipe/postgres/pgoutput.hpp"
+#include "clickpipe/postgres/replication.hpp"
+#include "clickpipe/postgres/snapshot.hpp"
+#include "clickpipe/postgres/stream.hpp"
+
+namespace clickpipe::postgres {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    ADD_FAILURE() << name << " is not set: run the tests through ./scripts/test.sh";
+    return {};
+  }
+  return v;
+}
+
+ConnectionSettings settings() {
+  ConnectionSettings s;
+  s.host = env("CLICKPIPE_PG_HOST");
+  s.port = env("CLICKPIPE_PG_PORT");
+  s.dbname = env("CLICKPIPE_PG_DATABASE");
+  s.user = env("CLICKPIPE_PG_USER");
+  s.password = env("CLICKPIPE_PG_PASSWORD");
+  return s;
+}
+
+Connection sql() { return Connection::open(settings()); }
+
+// A unique name per test, so tests can share one server.
+std::string unique(const std::string& base) {
+  static std::atomic<int> n{0};
+  return base + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
+}
+
+TEST(Postgres, ReadsDefinitionsOfTwentyPlusTypes) {
+  Connection c = sql();
+  const std::string t = unique("types");
+  c.exec("CREATE TABLE " + t +
+         " (a int2, b int4 NOT NULL, c int8, d numeric(12,3), e numeric, f real, g float8, h text,"
+         " i varchar(40), j char(5), k boolean, l date, m timestamp, n timestamptz, o time,"
+         " p uuid, q json, r jsonb, s bytea, u int4[], v text[][], w interval, x inet,"
+         " PRIMARY KEY (b, a))");
+  const std::vector<TableRef> refs{{"public", t}};
+  const auto defs = read_definitions(c, refs);
+  ASSERT_EQ(defs.size(), 1u);
+  const TableDefinition& d = defs[0];
+  ASSERT_EQ(d.columns.size(), 23u);
+  EXPECT_EQ(d.primary_key, (std::vector<std::string>{"b", "a"}));
+  auto col = [&](const std::string& name) {
+    for (const auto& x : d.columns) {
+      if (x.name == name) return x;
+    }
+    ADD_FAILURE() << "no column " << name;
+    return Column{};
+  };
+  EXPECT_EQ(col("a").type, "int2");
+  EXPECT_EQ(col("a").type_oid, 21u);
+  EXPECT_FALSE(col("a").nullable) << "primary key columns are NOT NULL";
+  EXPECT_FALSE(col("b").nullable);
+  EXPECT_TRUE(col("c").nullable);
+  EXPECT_EQ(col("d").type, "numeric");
+  EXPECT_EQ(col("d").type_modifier, ((12 << 16) | 3) + 4) << "numeric typmod is (p<<16|s)+4";
+  EXPECT_EQ(col("e").type_modifier, -1);
+  EXPECT_EQ(col("i").type_modifier, 40 + 4);
+  EXPECT_EQ(col("n").type, "timestamptz");
+  EXPECT_EQ(col("p").type_oid, 2950u);
+  EXPECT_EQ(col("u").type, "_int4");
+  EXPECT_EQ(col("u").array_dimensions, 1);
+  EXPECT_GE(col("v").array_dimensions, 1);
+  EXPECT_EQ(col("h").array_dimensions, 0);
+  EXPECT_EQ(d.columns.front().name, "a");
+  EXPECT_EQ(d.columns.back().name, "x");
+}
+
+TEST(Postgres, PreflightReportsEveryProblemAtOnce) {
+  Connection c = sql();
+  const std::string nopk = unique("nopk"), ok = unique("ok"), full = unique("full");
+  c.exec("CREATE TABLE " + nopk + " (a int)");
+  c.exec("CREATE TABLE " + ok + " (a int PRIMARY KEY)");
+  c.exec("CREATE TABLE " + full + " (a int)");
+  c.exec("ALTER TABLE " + full + " REPLICA IDENTITY FULL");
+  const std::vector<TableRef> refs{
+      {"public", nopk}, {"public", ok}, {"public", full}, {"public", "missing_table"}};
+  try {
+    preflight(c, refs);
+    FAIL();
+  } catch (const PreflightError& e) {
+    ASSERT_EQ(e.problems().size(), 2u) << e.what();
+    EXPECT_NE(e.problems()[0].find("has no primary key"), std::string::npos);
+    EXPECT_NE(e.problems()[1].find("public.missing_table does not exist"), std::string::npos);
+  }
+  const std::vector<TableRef> good{{"public", ok}, {"public", full}};
+  EXPECT_NO_THROW(preflight(c, good));
+}
+
+TEST(Postgres, QuotedIdentifiersAndUnicodeWork) {
+  Connection c = sql();
+  const std::string name = unique("Order Items ü");
+  c.exec("CREATE TABLE " + c.identifier(name) + " (\"select\" int PRIMARY KEY, \"Ünï\" text)");
+  const std::vector<TableRef> refs{{"public", name}};
+  preflight(c, refs);
+  const auto d = read_definitions(c, refs).at(0);
+  EXPECT_EQ(d.columns[0].name, "select");
+  EXPECT_EQ(d.columns[1].name, "Ünï");
+  EXPECT_EQ(d.primary_key, std::vector<std::string>{"select"});
+}
+
+TEST(Postgres, APasswordNeverAppearsInErrors) {
+  const std::string canary = "CANARY-7f3e-secret";
+  for (int variant = 0; variant < 3; ++variant) {
+    ConnectionSettings s = settings();
+    s.password = canary;
+    if (variant == 1) s.port = "1";             // nothing listens there
+    if (variant == 2) s.dbname = "no_such_db";  // refused
+    try {
+      Connection::open(s);
+      FAIL() << "connected with a wrong password";
+    } catch (const std::exception& e) {
+      EXPECT_EQ(std::string(e.what()).find(canary), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("host=127.0.0.1"), std::string::npos) << e.what();
+    }
+  }
+  ConnectionSettings s = settings();
+  s.password = canary;
+  try {
+    Connection::open(s);
+  } catch (const PgFatalError&) {
+    SUCCEED() << "a wrong password is fatal, not retried";
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "a wrong password should be fatal: " << e.what();
+  }
+  EXPECT_EQ(settings().describe().find(settings().password), std::string::npos);
+}
+
+TEST(Postgres, SqlErrorsAreClassified) {
+  Connection c = sql();
+  EXPECT_THROW(c.exec("SELEC 1"), PgFatalError);
+  try {
+    c.exec("SELECT * FROM no_such_table_anywhere");
+  } catch (const PgFatalError& e) {
+    EXPECT_EQ(e.sqlstate(), "42P01");
+  }
+  EXPECT_TRUE(is_transient_sqlstate("40001"));
+  EXPECT_TRUE(is_transient_sqlstate("08006"));
+  EXPECT_FALSE(is_transient_sqlstate("23505"));
+}
+
+// Order-independent fingerprint of rows (id, text): count, sums and a mixed sum.
+struct Fingerprint {
+  std::uint64_t rows = 0, ids = 0, lengths = 0, mixed = 0;
+  void add(const Values& v) {
+    const std::uint64_t id = std::stoull(v.at(0).text);
+    const std::uint64_t len = v.at(1).is_null() ? 0 : v.at(1).text.size();
+    ++rows;
+    ids += id;
+    lengths += len;
+    mixed += (id * 2654435761u) ^ (len * 40503u);
+  }
+  friend bool operator==(const Fingerprint&, const Fingerprint&) = default;
+};
+
+TEST(Postgres, AMillionRowsSnapshottedInPartitionsEqualTheSource) {
+  Connection c = sql();
+  const std::string t = unique("million");
+  c.exec("CREATE TABLE " + t + " (id int8 PRIMARY KEY, v text)");
+  c.exec("INSERT INTO " + t +
+         " SELECT g, repeat(chr(97 + (g % 26)::int), (g % 37)::int) FROM generate_series(1, "
+         "1000000) g");
+  c.exec("ANALYZE " + t);
+  const TableDefinition def = read_definitions(c, std::vector<TableRef>{{"public", t}}).at(0);
+
+  // The slot's exported snapshot: rows written after it must not be copied.
+  const std::string slot = unique("snap_slot");
+  Connection repl = Connection::open(settings(), true);
+  const CreatedSlot created = create_slot(repl, c, slot);
+  ASSERT_FALSE(created.snapshot_name.empty());
+  Connection writer = sql();
+  writer.exec("INSERT INTO " + t + " VALUES (2000001, 'after the snapshot')");
+  writer.exec("DELETE FROM " + t + " WHERE id = 5");
+
+  const auto parts = plan_partitions(c, def, 100000, 1000);
+  EXPECT_GE(parts.size(), 8u);
+  EXPECT_LE(parts.size(), 12u);
+  EXPECT_TRUE(parts.front().begin.empty());
+  EXPECT_TRUE(parts.back().end.empty());
+
+  std::vector<Fingerprint> per(parts.size());
+  std::vector<std::thread> workers;
+  std::atomic<std::size_t> next{0};
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&] {
+      Connection conn = sql();
+      for (std::size_t i = next++; i < parts.size(); i = next++) {
+        copy_partition(conn, def, parts[i], created.snapshot_name, [&](std::vector<Values>&& rows) {
+          for (const auto& r : rows) per[i].add(r);
+        });
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  Fingerprint got;
+  for (const auto& f : per) {
+    got.rows += f.rows;
+    got.ids += f.ids;
+    got.lengths += f.lengths;
+    got.mixed += f.mixed;
+  }
+  Fingerprint want;
+  for (std::uint64_t id = 1; id <= 1000000; ++id) {
+    want.add({Datum::of(std::to_string(id)), Datum::of(std::string(id % 37, 'x'))});
+  }
+  EXPECT_EQ(got, want) << "the snapshot has exactly the rows at the slot's consistent point";
+  drop_slot(c, slot);
+}
+
+TEST(Postgres, AGoneSnapshotIsReportedSoTheCallerReadsAFreshOne) {
+  Connection c = sql();
+  const std::string t = unique("gone");
+  c.exec("CREATE TABLE " + t + " (id int8 PRIMARY KEY, v text)");
+  c.exec("INSERT INTO " + t + " SELECT g, 'x' FROM generate_series(1, 100) g");
+  const TableDefinition def = read_definitions(c, std::vector<TableRef>{{"public", t}}).at(0);
+  const std::string slot = unique("gone_slot");
+  std::string snapshot;
+  {
+    Connection repl = Connection::open(settings(), true);
+    snapshot = create_slot(repl, c, slot).snapshot_name;
+  }  // the exporting connection closes, as after a restart
+  const Partition all{0, "", "", 100};
+  std::uint64_t n = 0;
+  EXPECT_THROW(
+      copy_partition(c, def, all, snapshot, [&](std::vector<Values>&& r) { n += r.size(); }),
+      SnapshotGone);
+  EXPECT_EQ(copy_partition(c, def, all, "", [&](std::vector<Values>&& r) { n += r.size(); }), 100u);
+  EXPECT_EQ(n, 100u);
+  // Re-running slot creation after a crash returns the slot as it is.
+  Connection repl = Connection::open(settings(), true);
+  const CreatedSlot again = create_slot(repl, c, slot);
+  EXPECT_TRUE(again.snapshot_name.empty());
+  drop_slot(c, slot);
+}
+
+TEST(Postgres, CopyTextDecodingUndoesEveryEscape) {
+  const Values v = decode_copy_line("a\\tb\\nc\t\\N\t\\\\x\t\\101\\x42\t", 5);
+  EXPECT_EQ(v[0].text, "a\tb\nc");
+  EXPECT_TRUE(v[1].is_null());
+  EXPECT_EQ(v[2].text, "\\x");
+  EXPECT_EQ(v[3].text, "AB");
+  EXPECT_FALSE(v[4].is_null());
+  EXPECT_EQ(v[4].text, "");
+  EXPECT_THROW(decode_copy_line("a\tb", 3), FatalError);
+}
+
+// Streams until `want` changes arrived (or 10 s), confirming as it goes.
+std::vector<Change> drain(LogicalStream& s, std::size_t want, Lsn* end = nullptr) {
+  std::vector<Change> out;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
+    CdcBatch b = s.pull(1000, 200ms, {});
+    for (auto& c : b.changes) out.push_back(std::move(c));
+    if (end) *end = b.end;
+  }
+  return out;
+}
+
+struct Cdc {
+  Connection c = sql();
+  std::string table = unique("cdc");
+  std::string slot = unique("cdc_slot");
+  std::string publication = unique("cdc_pub");
+  Lsn start;
+  Cdc() {
+    c.exec("CREATE TABLE " + table + " (id int8 PRIMARY KEY, v text, big text)");
+    const std::vector<TableRef> refs{{"public", table}};
+    ensure_publication(c, publication, refs);
+    ensure_publication(c, publication, refs);  // idempotent
+    Connection repl = Connection::open(settings(), true);
+    start = create_slot(repl, c, slot).info.consistent_point;
+  }
+  ~Cdc() {
+    try {
+      drop_slot(c, slot);
+      drop_publication(c, publication);
+    } catch (...) {
+    }
+  }
+};
+
+TEST(Postgres, CdcDecodesInsertsUpdatesKeyChangesDeletesTruncateAndToast) {
+  Cdc x;
+  Connection& c = x.c;
+  const std::string big = [] {
+    std::string s;
+    std::mt19937 rng(3);
+    for (int i = 0; i < 8000; ++i) s += static_cast<char>('a' + rng() % 26);  // incompressible
+    return s;
+  }();
+  c.exec("INSERT INTO " + x.table + " VALUES (1, 'one', $1), (2, 'two', NULL)", {big});
+  c.exec("UPDATE " + x.table + " SET v = 'uno' WHERE id = 1");  // big unchanged: TOASTed
+  c.exec("UPDATE " + x.table + " SET id = 20 WHERE id = 2");    // a key change
+  c.exec("DELETE FROM " + x.table + " WHERE id = 20");
+  c.exec("TRUNCATE " + x.table);
+  LogicalStream s(settings(), x.slot, x.publication, x.start);
+  const auto changes = drain(s, 6);
+  ASSERT_EQ(changes.size(), 6u);
+  EXPECT_EQ(changes[0].kind, ChangeKind::Insert);
+  EXPECT_EQ(changes[0].values[2].text, big);
+  EXPECT_EQ(changes[1].kind, ChangeKind::Insert);
+  EXPECT_TRUE(changes[1].values[2].is_null()) << "NULL stays NULL";
+  EXPECT_EQ(changes[0].commit_lsn, changes[1].commit_lsn) << "one transaction, one commit LSN";
+  EXPECT_EQ(changes[0].position, 0u);
+  EXPECT_EQ(changes[1].position, 1u);
+  EXPECT_LT(changes[0].version(), changes[1].version());
+
+  EXPECT_EQ(changes[2].kind, ChangeKind::Update);
+  EXPECT_EQ(changes[2].values[1].text, "uno");
+  EXPECT_EQ(changes[2].values[2].kind, Datum::Kind::UnchangedToast) << "not turned into NULL";
+  EXPECT_TRUE(changes[2].old_key.empty());
+
+  EXPECT_EQ(changes[3].kind, ChangeKind::Update);
+  EXPECT_EQ(changes[3].values[0].text, "20");
+  ASSERT_FALSE(changes[3].old_key.empty()) << "a key change carries the old key";
+  EXPECT_EQ(changes[3].old_key[0].text, "2");
+
+  EXPECT_EQ(changes[4].kind, ChangeKind::Delete);
+  EXPECT_EQ(changes[4].values[0].text, "20");
+  EXPECT_EQ(changes[5].kind, ChangeKind::Truncate);
+  EXPECT_EQ(changes[5].table.name, x.table);
+  for (std::size_t i = 1; i < changes.size(); ++i) {
+    EXPECT_LT(changes[i - 1].version(), changes[i].version()) << i;
+  }
+}
+
+TEST(Postgres, RestartingFromAConfirmedPositionDeliversNothingBeforeIt) {
+  Cdc x;
+  for (int i = 0; i < 5; ++i) {
+    x.c.exec("INSERT INTO " + x.table + " VALUES ($1, 'a')", {std::to_string(i)});
+  }
+  Lsn end;
+  {
+    LogicalStream s(settings(), x.slot, x.publication, x.start);
+    ASSERT_EQ(drain(s, 5, &end).size(), 5u);
+    s.confirm(end);
+    std::this_thread::sleep_for(100ms);
+  }
+  auto status = slot_status(x.c, x.slot);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->confirmed_flush, end);
+  for (int i = 5; i < 8; ++i) {
+    x.c.exec("INSERT INTO " + x.table + " VALUES ($1, 'b')", {std::to_string(i)});
+  }
+  LogicalStream s(settings(), x.slot, x.publication, end);
+  const auto changes = drain(s, 3);
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].values[0].text, "5");
+  EXPECT_GT(changes[0].commit_lsn, end);
+}
+
+TEST(Postgres, InterleavedTransactionsArriveWholeInCommitOrder) {
+  Cdc x;
+  Connection a = sql(), b = sql();
+  a.exec("BEGIN");
+  b.exec("BEGIN");
+  a.exec("INSERT INTO " + x.table + " VALUES (1, 'a1')");
+  b.exec("INSERT INTO " + x.table + " VALUES (2, 'b1')");
+  a.exec("INSERT INTO " + x.table + " VALUES (3, 'a2')");
+  b.exec("INSERT INTO " + x.table + " VALUES (4, 'b2')");
+  b.exec("COMMIT");
+  a.exec("COMMIT");
+  LogicalStream s(settings(), x.slot, x.publication, x.start);
+  const auto changes = drain(s, 4);
+  ASSERT_EQ(changes.size(), 4u);
+  EXPECT_EQ(changes[0].values[1].text, "b1");
+  EXPECT_EQ(changes[1].values[1].text, "b2");
+  EXPECT_EQ(changes[2].values[1].text, "a1");
+  EXPECT_EQ(changes[3].values[1].text, "a2");
+  EXPECT_LT(changes[1].commit_lsn, changes[2].commit_lsn);
+}
+
+TEST(Postgres, AnIdleSlotAdvancesOnKeepalivesWhileOtherTablesWriteWal) {
+  Cdc x;
+  const std::string other = unique("other");
+  x.c.exec("CREATE TABLE " + other + " (id int PRIMARY KEY)");
+  LogicalStream s(settings(), x.slot, x.publication, x.start);
+  (void)s.pull(100, 100ms, {});
+  x.c.exec("INSERT INTO " + other + " SELECT g FROM generate_series(1, 1000) g");
+  Lsn end = x.start;
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (end <= x.start && std::chrono::steady_clock::now() < deadline) {
+    x.c.exec("SELECT pg_switch_wal()");
+    CdcBatch b = s.pull(100, 300ms, {});
+    EXPECT_TRUE(b.changes.empty());
+    end = b.end;
+  }
+  EXPECT_GT(end, x.start) << "the position moves although none of our tables changed";
+}
+
+TEST(Postgres, StopIsSeenWithinOnePoll) {
+  Cdc x;
+  LogicalStream s(settings(), x.slot, x.publication, x.start);
+  std::stop_source stop;
+  std::thread t([&] {
+    std::this_thread::sleep_for(100ms);
+    stop.request_stop();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  (void)s.pull(100, 30s, stop.get_token());
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+TEST(Postgres, SlotChecksRefuseToSkipChanges) {
+  Cdc x;
+  x.c.exec("INSERT INTO " + x.table + " VALUES (1, 'a')");
+  Lsn end;
+  {
+    LogicalStream s(settings(), x.slot, x.publication, x.start);
+    ASSERT_EQ(drain(s, 1, &end).size(), 1u);
+    s.confirm(end);
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NO_THROW(check_slot(x.c, x.slot, end));
+  try {
+    check_slot(x.c, x.slot, x.start);  // the saved position is behind the slot
+    FAIL();
+  } catch (const FatalError& e) {
+    EXPECT_NE(std::string(e.what()).find("ahead of the saved position"), std::string::npos);
+  }
+  try {
+    check_slot(x.c, unique("never_created"), end);
+    FAIL();
+  } catch (const FatalError& e) {
+    EXPECT_NE(std::string(e.what()).find("is missing"), std::string::npos);
+  }
+  const auto st = slot_status(x.c, x.slot);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->wal_status, "reserved");
+}
+
+// ---- the decoder on arbitrary bytes ----
+
+std::vector<std::uint8_t> bytes(std::initializer_list<int> v) {
+  std::vector<std::uint8_t> out;
+  for (int b : v) out.push_back(static_cast<std::uint8_t>(b));
+  return out;
+}
+
+TEST(PgOutput, DecodesHandMadeMessages) {
+  // Relation 7 public.t (id key int8, v text), then an insert.
+  auto rel = bytes({'R',  0, 0,   0, 7,   'p', 'u', 'b', 'l',  'i',  'c',  0,    't',  0,
+                    'd',  0, 2,   1, 'i', 'd', 0,   0,   0,    0,    20,   0xff, 0xff, 0xff,
+                    0xff, 0, 'v', 0, 0,   0,   0,   25,  0xff, 0xff, 0xff, 0xff});
+  auto ins = bytes({'I', 0, 0, 0, 7, 'N', 0, 2, 't', 0, 0, 0, 1, '5', 'u'});
+  pgoutput::Assembler a;
+  EXPECT_FALSE(a.feed(pgoutput::decode(rel)));
+  EXPECT_THROW(a.feed(pgoutput::decode(ins)), FatalError) << "a change outside a transaction";
+  auto begin = bytes({'B', 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9});
+  auto commit = bytes({'C', 0,                      // flags
+                       0,   0, 0, 0, 0, 0, 0, 1,    // commit LSN
+                       0,   0, 0, 0, 0, 0, 0, 2,    // end LSN
+                       0,   0, 0, 0, 0, 0, 0, 0});  // commit time
+  pgoutput::Assembler b;
+  b.feed(pgoutput::decode(rel));
+  b.feed(pgoutput::decode(begin));
+  b.feed(pgoutput::decode(ins));
+  auto txn = b.feed(pgoutput::decode(commit));
+  ASSERT_TRUE(txn);
+  ASSERT_EQ(txn->changes.size(), 1u);
+  EXPECT_EQ(txn->changes[0].table.name, "t");
+  EXPECT_EQ(txn->changes[0].values[0].text, "5");
+  EXPECT_EQ(txn->changes[0].values[1].kind, Datum::Kind::UnchangedToast);
+  EXPECT_EQ(txn->commit_lsn, Lsn{1});
+  EXPECT_EQ(txn->end_lsn, Lsn{2});
+}
+
+TEST(PgOutput, SeededRandomMutationsNeverCrashOrReadOutOfBounds) {
+  const std::vector<std::vector<std::uint8_t>> seeds = {
+      bytes({'R', 0, 0, 0, 7, 'p', 0, 't', 0, 'd', 0, 1, 1, 'i', 0, 0, 0, 0, 20, 0, 0, 0, 0}),
+      bytes({'I', 0, 0, 0, 7, 'N', 0, 1, 't', 0, 0, 0, 1, '5'}),
+      bytes({'U', 0, 0, 0, 7, 'K', 0, 1, 't', 0, 0, 0, 1, '1', 'N', 0, 1, 'n'}),
+      bytes({'D', 0, 0, 0, 7, 'O', 0, 1, 'u'}),
+      bytes({'T', 0, 0, 0, 2, 0, 0, 0, 0, 7, 0, 0, 0, 8}),
+      bytes({'B', 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9}),
+      bytes({'Y', 0, 0, 0, 5, 's', 0, 'n', 0}),
+      bytes({'O', 0, 0, 0, 0, 0, 0, 0, 1, 'o', 0})};
+  std::mt19937 rng(20261126);
+  int decoded = 0, refused = 0;
+  for (int i = 0; i < 200000; ++i) {
+    std::vector<std::uint8_t> m = seeds[rng() % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      switch (rng() % 4) {
+        case 0:
+          if (!m.empty()) m[rng() % m.size()] = static_cast<std::uint8_t>(rng());
+          break;
+        case 1:
+          if (!m.empty()) m.resize(rng() % m.size());
+          break;
+        case 2: m.push_back(static_cast<std::uint8_t>(rng())); break;
+        default:
+          if (m.size() > 1) m.insert(m.begin() + static_cast<long>(rng() % m.size()), 0xff);
+      }
+    }
+    try {
+      pgoutput::Assembler a;
+      a.feed(pgoutput::decode(seeds[0]));
+      a.feed(pgoutput::decode(seeds[5]));
+      a.feed(pgoutput::decode(m));
+      ++decoded;
+    } catch (const FatalError&) {
+      ++refused;
+    }
+  }
+  EXPECT_EQ(decoded + refused, 200000);
+  EXPECT_GT(refused, 0);
+  EXPECT_GT(decoded, 0);
+}
+
+}  // namespace
+}  // namespace clickpipe::postgres
