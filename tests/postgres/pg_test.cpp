@@ -13,6 +13,7 @@
 #include "clickpipe/postgres/pgoutput.hpp"
 #include "clickpipe/postgres/replication.hpp"
 #include "clickpipe/postgres/snapshot.hpp"
+#include "clickpipe/postgres/snapshot_reader.hpp"
 #include "clickpipe/postgres/stream.hpp"
 
 namespace clickpipe::postgres {
@@ -200,25 +201,23 @@ TEST(Postgres, AMillionRowsSnapshottedInPartitionsEqualTheSource) {
   EXPECT_TRUE(parts.back().end.empty());
 
   std::vector<Fingerprint> per(parts.size());
-  std::vector<std::thread> workers;
-  std::atomic<std::size_t> next{0};
-  for (int w = 0; w < 4; ++w) {
-    workers.emplace_back([&] {
-      Connection conn = sql();
-      for (std::size_t i = next++; i < parts.size(); i = next++) {
-        copy_partition(conn, def, parts[i], created.snapshot_name, [&](std::vector<Values>&& rows) {
-          for (const auto& r : rows) per[i].add(r);
-        });
-      }
-    });
-  }
-  for (auto& w : workers) w.join();
+  std::vector<std::uint64_t> done(parts.size(), 0);
+  SnapshotReader reader(settings(), 4);
+  const std::uint64_t total = reader.read(
+      def, parts, created.snapshot_name,
+      [&](const Partition& p, std::vector<Values>&& rows) {
+        for (const auto& r : rows) per[p.index].add(r);  // each partition on one thread
+      },
+      [&](const Partition& p, std::uint64_t n) { done[p.index] = n; });
+  EXPECT_FALSE(reader.fell_back());
+  EXPECT_EQ(total, 1000000u);
   Fingerprint got;
-  for (const auto& f : per) {
-    got.rows += f.rows;
-    got.ids += f.ids;
-    got.lengths += f.lengths;
-    got.mixed += f.mixed;
+  for (std::size_t i = 0; i < per.size(); ++i) {
+    EXPECT_EQ(done[i], per[i].rows) << "partition " << i << " reported as it was read";
+    got.rows += per[i].rows;
+    got.ids += per[i].ids;
+    got.lengths += per[i].lengths;
+    got.mixed += per[i].mixed;
   }
   Fingerprint want;
   for (std::uint64_t id = 1; id <= 1000000; ++id) {
@@ -241,6 +240,12 @@ TEST(Postgres, AGoneSnapshotIsReportedSoTheCallerReadsAFreshOne) {
     snapshot = create_slot(repl, c, slot).snapshot_name;
   }  // the exporting connection closes, as after a restart
   const Partition all{0, "", "", 100};
+  SnapshotReader reader(settings(), 2);
+  std::atomic<std::uint64_t> via_reader{0};
+  reader.read(def, {all}, snapshot,
+              [&](const Partition&, std::vector<Values>&& rows) { via_reader += rows.size(); }, {});
+  EXPECT_TRUE(reader.fell_back()) << "the remaining partitions came from a fresh snapshot";
+  EXPECT_EQ(via_reader.load(), 100u);
   std::uint64_t n = 0;
   EXPECT_THROW(
       copy_partition(c, def, all, snapshot, [&](std::vector<Values>&& r) { n += r.size(); }),
@@ -279,13 +284,14 @@ std::vector<Change> drain(LogicalStream& s, std::size_t want, Lsn* end = nullptr
 
 struct Cdc {
   Connection c = sql();
-  std::string table = unique("cdc");
+  std::string name = unique("Cdc Items");  // quoted: a space and capitals
+  std::string table = c.identifier(name);
   std::string slot = unique("cdc_slot");
   std::string publication = unique("cdc_pub");
   Lsn start;
   Cdc() {
-    c.exec("CREATE TABLE " + table + " (id int8 PRIMARY KEY, v text, big text)");
-    const std::vector<TableRef> refs{{"public", table}};
+    c.exec("CREATE TABLE " + table + " (id int8 PRIMARY KEY, v text, \"select\" text)");
+    const std::vector<TableRef> refs{{"public", name}};
     ensure_publication(c, publication, refs);
     ensure_publication(c, publication, refs);  // idempotent
     Connection repl = Connection::open(settings(), true);
@@ -339,7 +345,7 @@ TEST(Postgres, CdcDecodesInsertsUpdatesKeyChangesDeletesTruncateAndToast) {
   EXPECT_EQ(changes[4].kind, ChangeKind::Delete);
   EXPECT_EQ(changes[4].values[0].text, "20");
   EXPECT_EQ(changes[5].kind, ChangeKind::Truncate);
-  EXPECT_EQ(changes[5].table.name, x.table);
+  EXPECT_EQ(changes[5].table.name, x.name);
   for (std::size_t i = 1; i < changes.size(); ++i) {
     EXPECT_LT(changes[i - 1].version(), changes[i].version()) << i;
   }
