@@ -10,6 +10,7 @@ CLICKPIPE_PACKAGES=(
   libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev postgresql-15 postgresql-client-15
+  libcurl4-openssl-dev clickhouse-server clickhouse-client curl procps
 )
 
 as_root() {

@@ -1,0 +1,84 @@
+// ClickHouse tables for PostgreSQL tables: names, types, DDL, versioned writes, FINAL reads and the
+// resync swap. Values travel in TabSeparated bodies, never spliced into SQL text.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clickpipe/change.hpp"
+#include "clickpipe/clickhouse/client.hpp"
+#include "clickpipe/table.hpp"
+
+namespace clickpipe::clickhouse {
+
+// `name` in backquotes, with backquotes and backslashes escaped. Throws InvalidField for empty
+// names and invalid UTF-8.
+std::string quote(std::string_view name);
+bool valid_utf8(std::string_view text) noexcept;
+
+// How a PostgreSQL text value becomes a ClickHouse TabSeparated value.
+enum class Conversion : std::uint8_t {
+  Verbatim,   // integers, decimals, strings, uuid, json
+  Float,      // NaN/Infinity spelled ClickHouse's way
+  Boolean,    // t/f -> 1/0 (or true/false for Bool)
+  Bytea,      // \x hex -> the bytes
+  Timestamp,  // "2024-01-02 03:04:05.123+00" -> "2024-01-02 03:04:05.123000" (UTC)
+  Date,       // as is
+  Array,      // {a,"b c",NULL} -> ['a','b c',NULL]
+};
+
+struct MappedColumn {
+  std::string name;  // the source column's name (quoted where used)
+  std::string type;  // the ClickHouse type, e.g. Nullable(Decimal(12, 3))
+  Conversion conversion = Conversion::Verbatim;
+  Conversion element = Conversion::Verbatim;  // for arrays: of each element
+  bool quoted_elements = false;               // for arrays: elements are strings
+};
+
+struct TableLayout {
+  std::string name;  // the ClickHouse table name, unquoted
+  std::vector<MappedColumn> columns;
+  std::vector<std::string> order_by;  // primary key columns
+};
+
+// The ClickHouse type of one column on a server of `version` (see docs/type-mapping.md).
+MappedColumn map_column(const Column& column, ServerVersion version);
+
+// The layout of the destination table `name` for `table`. Throws InvalidField for a table without
+// a primary key, invalid UTF-8 names, or names that collide (with each other or with _version,
+// _is_deleted, _synced_at).
+TableLayout layout_for(const TableDefinition& table, const std::string& name,
+                       ServerVersion version);
+
+std::string create_table_sql(const TableLayout& layout, const std::string& database);
+
+// One row to write: values in source text form, its version, and whether it deletes the key.
+struct Row {
+  Values values;
+  std::uint64_t version = 0;
+  bool deleted = false;
+};
+
+// The TabSeparated body for `rows` (with _version, _is_deleted, _synced_at).
+std::string encode_rows(const TableLayout& layout, const std::vector<Row>& rows,
+                        std::uint32_t synced_at_epoch_seconds);
+// Inserts in one request; returns the number of rows sent. Re-sending the same rows after an
+// unknown outcome leaves the FINAL view as it is (same versions).
+std::uint64_t insert(Client& client, const TableLayout& layout, const std::vector<Row>& rows);
+
+// The table as ClickHouse's FINAL view shows it, without deleted rows, ordered by the key: each
+// row's columns as ClickHouse prints them (TabSeparated, unescaped; nullopt for NULL).
+std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,
+                                                                const TableLayout& layout);
+
+bool table_exists(Client& client, const std::string& name);
+// Creates `<name>_resync` empty (replacing what an interrupted resync left).
+void create_resync_table(Client& client, const TableLayout& layout);
+// Swaps `<name>_resync` in for `<name>` in one RENAME, then drops the old copy. Safe to run again
+// after a crash at any step.
+void swap_resync(Client& client, const std::string& name);
+
+}  // namespace clickpipe::clickhouse

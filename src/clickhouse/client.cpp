@@ -1,0 +1,159 @@
+#include "clickpipe/clickhouse/client.hpp"
+
+#include <curl/curl.h>
+#include <strings.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <regex>
+
+namespace clickpipe::clickhouse {
+
+std::string ClientSettings::describe() const {
+  return url + " as " + user + " (database " + database + ")";
+}
+
+bool is_transient_code(int code) {
+  switch (code) {
+    case 159:  // TIMEOUT_EXCEEDED
+    case 164:  // READONLY (a replica catching up)
+    case 202:  // TOO_MANY_SIMULTANEOUS_QUERIES
+    case 203:  // NO_FREE_CONNECTION
+    case 209:  // SOCKET_TIMEOUT
+    case 210:  // NETWORK_ERROR
+    case 241:  // MEMORY_LIMIT_EXCEEDED
+    case 242:  // TABLE_IS_READ_ONLY
+    case 252:  // TOO_MANY_PARTS
+    case 285:  // TOO_FEW_LIVE_REPLICAS
+    case 319:  // UNKNOWN_STATUS_OF_INSERT
+    case 425:  // SYSTEM_ERROR
+    case 999:  // KEEPER_EXCEPTION
+      return true;
+    default: return false;
+  }
+}
+
+namespace {
+
+std::once_flag curl_init;
+
+std::size_t collect(char* data, std::size_t size, std::size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+struct Headers {
+  std::string exception_code;
+  static std::size_t collect(char* data, std::size_t size, std::size_t n, void* self) {
+    std::string_view line(data, size * n);
+    constexpr std::string_view key = "X-ClickHouse-Exception-Code:";
+    if (line.size() > key.size() && strncasecmp(line.data(), key.data(), key.size()) == 0) {
+      std::string v(line.substr(key.size()));
+      while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
+      while (!v.empty() && v.front() == ' ') v.erase(v.begin());
+      static_cast<Headers*>(self)->exception_code = v;
+    }
+    return size * n;
+  }
+};
+
+// "Code: 62, e.displayText() = DB::Exception: ..." anywhere in a body: the server's error, even
+// when it came with HTTP 200 (an error after the response had started).
+int code_in(const std::string& body) {
+  static const std::regex re(R"(Code: (\d+), e\.displayText\(\) = DB::)");
+  std::smatch m;
+  if (std::regex_search(body, m, re)) return std::atoi(m[1].str().c_str());
+  static const std::regex newer(R"(Code: (\d+)\. DB::Exception)");
+  if (std::regex_search(body, m, newer)) return std::atoi(m[1].str().c_str());
+  return 0;
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  if (s.size() > 2000) s = s.substr(0, 2000) + "...";
+  return s;
+}
+
+}  // namespace
+
+Client::Client(ClientSettings settings) : settings_(std::move(settings)) {
+  std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  curl_ = curl_easy_init();
+  if (!curl_) throw ClickHouseFatalError("cannot initialise libcurl", 0);
+}
+
+Client::~Client() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
+
+std::string Client::query(std::string_view sql, std::string_view data) {
+  CURL* c = static_cast<CURL*>(curl_);
+  curl_easy_reset(c);  // keeps the connection cache: the connection is reused
+  std::string body(sql);
+  if (!data.empty()) {
+    body += '\n';
+    body.append(data);
+  }
+  // The database and wait_end_of_query go in the URL; the credentials in headers.
+  char* db =
+      curl_easy_escape(c, settings_.database.c_str(), static_cast<int>(settings_.database.size()));
+  const std::string url = settings_.url + "/?database=" + db + "&wait_end_of_query=1";
+  curl_free(db);
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, ("X-ClickHouse-User: " + settings_.user).c_str());
+  headers = curl_slist_append(headers, ("X-ClickHouse-Key: " + settings_.password).c_str());
+  headers = curl_slist_append(headers, "Content-Type: text/plain; charset=UTF-8");
+  headers = curl_slist_append(headers, "Expect:");
+  std::string response;
+  Headers seen;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, Headers::collect);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &seen);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(settings_.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(settings_.timeout.count()));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  if (!settings_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, settings_.verify_peer ? 1L : 0L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, settings_.verify_peer ? 2L : 0L);
+  const CURLcode rc = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+
+  const std::string what = "ClickHouse at " + settings_.describe();
+  if (rc != CURLE_OK) {
+    // Refused, reset, timed out, name not resolved: whether the request landed is unknown, and
+    // retrying is safe (inserts carry versions).
+    throw ClickHouseTransientError(what + ": " + curl_easy_strerror(rc), 0);
+  }
+  int code = seen.exception_code.empty() ? 0 : std::atoi(seen.exception_code.c_str());
+  if (code == 0 && (status != 200 || response.find("DB::Exception") != std::string::npos)) {
+    code = code_in(response);
+  }
+  if (status == 200 && code == 0) return response;
+  const std::string msg = what + ": HTTP " + std::to_string(status) + ": " + trimmed(response);
+  if (code != 0) {
+    if (is_transient_code(code)) throw ClickHouseTransientError(msg, code);
+    throw ClickHouseFatalError(msg, code);
+  }
+  if (status >= 500 || status == 429 || status == 408) throw ClickHouseTransientError(msg, 0);
+  throw ClickHouseFatalError(msg, 0);
+}
+
+ServerVersion Client::version() {
+  if (version_) return *version_;
+  const std::string v = query("SELECT version()");
+  ServerVersion out;
+  std::sscanf(v.c_str(), "%d.%d", &out.major, &out.minor);
+  version_ = out;
+  return out;
+}
+
+}  // namespace clickpipe::clickhouse

@@ -1,0 +1,309 @@
+// Against the throwaway ClickHouse that ./scripts/test.sh starts on 127.0.0.1 (Debian's 18.16).
+// Without it these tests fail (they never skip): CLICKPIPE_CH_* must be set.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "clickpipe/clickhouse/client.hpp"
+#include "clickpipe/clickhouse/schema.hpp"
+
+namespace clickpipe::clickhouse {
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    ADD_FAILURE() << name << " is not set: run the tests through ./scripts/test.sh";
+    return {};
+  }
+  return v;
+}
+
+ClientSettings settings() {
+  ClientSettings s;
+  s.url = "http://" + env("CLICKPIPE_CH_HOST") + ":" + env("CLICKPIPE_CH_PORT");
+  s.user = env("CLICKPIPE_CH_USER");
+  s.password = env("CLICKPIPE_CH_PASSWORD");
+  return s;
+}
+
+std::string unique(const std::string& base) {
+  static std::atomic<int> n{0};
+  return base + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
+}
+
+Column col(std::string name, std::string type, bool nullable = true, int dims = 0,
+           int typmod = -1) {
+  return Column{std::move(name), std::move(type), 0, typmod, nullable, dims};
+}
+
+using Table = std::vector<std::vector<std::optional<std::string>>>;
+std::optional<std::string> s(const char* v) { return std::string(v); }
+
+TEST(ClickHouse, EveryMappedTypeRoundTripsExactValues) {
+  Client c(settings());
+  const ServerVersion v = c.version();
+  EXPECT_EQ(v.major, 18) << "the Debian server";
+  TableDefinition def{
+      TableRef{"public", "types"},
+      {col("id", "int8", false), col("i2", "int2"), col("i4", "int4"),
+       col("d", "numeric", true, 0, ((12 << 16) | 3) + 4), col("u", "numeric"), col("f", "float8"),
+       col("t", "text"), col("b", "bool"), col("dt", "date"), col("ts", "timestamptz"),
+       col("id2", "uuid"), col("j", "jsonb"), col("by", "bytea"), col("arr", "_int4", false, 1),
+       col("sa", "_text", false, 1), col("other", "interval")},
+      {"id"}};
+  const TableLayout l = layout_for(def, unique("types"), v);
+  c.query(create_table_sql(l, "default"));
+  std::vector<Row> rows;
+  rows.push_back(
+      Row{{Datum::of("1"), Datum::of("-32768"), Datum::of("2147483647"),
+           Datum::of("-123456789.123"), Datum::of("3.14159265358979323846264338327950288"),
+           Datum::of("-Infinity"), Datum::of("tab\there\nnewline \\ back 'q' ü 日本"),
+           Datum::of("t"), Datum::of("1999-12-31"), Datum::of("2024-02-29 23:59:59.123456+00"),
+           Datum::of("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), Datum::of("{\"k\": [1, 2]}"),
+           Datum::of("\\x00ff0a41"), Datum::of("{1,NULL,-3}"),
+           Datum::of("{\"a b\",NULL,\"it's\",\"x\\\"y\"}"), Datum::of("1 day 02:03:04")},
+          10,
+          false});
+  rows.push_back(Row{
+      {Datum::of("2"), Datum::null(), Datum::null(), Datum::null(), Datum::null(), Datum::of("NaN"),
+       Datum::of(""), Datum::of("f"), Datum::null(), Datum::null(), Datum::null(), Datum::null(),
+       Datum::null(), Datum::null(), Datum::null(), Datum::null()},
+      10,
+      false});
+  EXPECT_EQ(insert(c, l, rows), 2u);
+  const Table got = read_final(c, l);
+  ASSERT_EQ(got.size(), 2u);
+  const Table want = {{s("1"), s("-32768"), s("2147483647"), s("-123456789.123"),
+                       s("3.14159265358979323846264338327950288"), s("-inf"),
+                       s("tab\there\nnewline \\ back 'q' ü 日本"), s("1"), s("1999-12-31"),
+                       s("2024-02-29 23:59:59.123456"), s("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                       s("{\"k\": [1, 2]}"), std::string("\x00\xff\x0a\x41", 4), s("[1,NULL,-3]"),
+                       s("['a b',NULL,'it's','x\"y']"), s("1 day 02:03:04")},
+                      {s("2"), std::nullopt, std::nullopt, std::nullopt, std::nullopt, s("nan"),
+                       s(""), s("0"), std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                       std::nullopt, s("[]"), s("[]"), std::nullopt}};
+  EXPECT_EQ(got, want);
+  // Array elements exactly (the response is TabSeparated, which escapes ' as \').
+  EXPECT_EQ(c.query("SELECT sa[3], sa[4], length(sa), isNull(sa[2]) FROM " + quote(l.name) +
+                    " FINAL WHERE id = 1 FORMAT TabSeparated"),
+            "it\\'s\tx\"y\t4\t1\n");
+}
+
+TableDefinition simple() {
+  return TableDefinition{
+      TableRef{"public", "t"}, {col("id", "int8", false), col("v", "text")}, {"id"}};
+}
+
+TEST(ClickHouse, UpsertsAndDeletesInOneBatchGiveTheExpectedFinal) {
+  Client c(settings());
+  const TableLayout l = layout_for(simple(), unique("upserts"), c.version());
+  c.query(create_table_sql(l, "default"));
+  const std::vector<Row> batch = {
+      {{Datum::of("1"), Datum::of("snapshot")}, 0, false},
+      {{Datum::of("2"), Datum::of("snapshot")}, 0, false},
+      {{Datum::of("1"), Datum::of("updated")}, 100, false},
+      {{Datum::of("2"), Datum::of("snapshot")}, 101, true},  // deleted
+      {{Datum::of("3"), Datum::of("late")}, 50, false},
+      {{Datum::of("3"), Datum::of("older, arrives later")}, 40, false},  // lower version loses
+  };
+  insert(c, l, batch);
+  const Table want = {{s("1"), s("updated")}, {s("3"), s("late")}};
+  EXPECT_EQ(read_final(c, l), want);
+  insert(c, l, batch);  // the same batch again, as after a crash: FINAL does not change
+  EXPECT_EQ(read_final(c, l), want);
+  c.query("OPTIMIZE TABLE " + quote(l.name) + " FINAL");
+  EXPECT_EQ(read_final(c, l), want);
+}
+
+TEST(ClickHouse, WeirdIdentifiersWork) {
+  Client c(settings());
+  TableDefinition def{TableRef{"public", "w"},
+                      {col("id`x", "int8", false), col("back\\slash", "text"),
+                       col("quote'\"", "text"), col("semi;colon", "text"), col("new\nline", "text"),
+                       col("select", "text"), col("ünïcødé 日本", "text")},
+                      {"id`x"}};
+  const TableLayout l = layout_for(def, unique("weird `table`; DROP"), c.version());
+  c.query(create_table_sql(l, "default"));
+  insert(c, l,
+         {{{Datum::of("7"), Datum::of("a"), Datum::of("b"), Datum::of("c"), Datum::of("d"),
+            Datum::of("e"), Datum::of("f")},
+           1,
+           false}});
+  const Table want = {{s("7"), s("a"), s("b"), s("c"), s("d"), s("e"), s("f")}};
+  EXPECT_EQ(read_final(c, l), want);
+  EXPECT_TRUE(table_exists(c, l.name));
+}
+
+TEST(ClickHouse, InvalidAndCollidingNamesAreRejectedClearly) {
+  const ServerVersion v{18, 16};
+  TableDefinition bad = simple();
+  bad.columns[1].name = "bad\xff";
+  EXPECT_THROW(layout_for(bad, "t", v), InvalidField);
+  TableDefinition clash = simple();
+  clash.columns[1].name = "_version";
+  try {
+    layout_for(clash, "t", v);
+    FAIL();
+  } catch (const InvalidField& e) {
+    EXPECT_NE(std::string(e.what()).find("collides"), std::string::npos);
+  }
+  TableDefinition dup = simple();
+  dup.columns.push_back(col("v", "text"));
+  EXPECT_THROW(layout_for(dup, "t", v), InvalidField);
+  TableDefinition nokey = simple();
+  nokey.primary_key.clear();
+  EXPECT_THROW(layout_for(nokey, "t", v), InvalidField);
+  EXPECT_EQ(quote("a`b\\c"), "`a\\`b\\\\c`");
+}
+
+TEST(ClickHouse, TypesFollowTheServerVersion) {
+  const Column ts = col("ts", "timestamptz", false), d = col("d", "date"), n = col("n", "numeric");
+  EXPECT_EQ(map_column(ts, {18, 16}).type, "String");
+  EXPECT_EQ(map_column(ts, {23, 8}).type, "DateTime64(6, 'UTC')");
+  EXPECT_EQ(map_column(d, {18, 16}).type, "Nullable(String)");
+  EXPECT_EQ(map_column(d, {23, 8}).type, "Nullable(Date32)");
+  EXPECT_EQ(map_column(n, {23, 8}).type, "Nullable(String)") << "unconstrained numeric stays exact";
+  EXPECT_EQ(map_column(col("a", "_int8", true, 1), {18, 16}).type, "Array(Nullable(Int64))");
+}
+
+TEST(ClickHouse, ErrorsAreClassifiedAndCarryTheServersMessage) {
+  Client c(settings());
+  try {
+    c.query("SELEC 1");
+    FAIL();
+  } catch (const ClickHouseFatalError& e) {
+    EXPECT_EQ(e.code(), 62);
+    EXPECT_NE(std::string(e.what()).find("Syntax error"), std::string::npos);
+  }
+  try {
+    c.query("SELECT * FROM no_such_table_here");
+    FAIL();
+  } catch (const ClickHouseFatalError& e) {
+    EXPECT_EQ(e.code(), 60);
+  }
+  ClientSettings wrong = settings();
+  wrong.password = "CANARY-ch-secret";
+  try {
+    Client(wrong).query("SELECT 1");
+    FAIL();
+  } catch (const ClickHouseFatalError& e) {
+    EXPECT_EQ(e.code(), 193);
+    EXPECT_EQ(std::string(e.what()).find("CANARY"), std::string::npos) << e.what();
+  }
+  ClientSettings down = settings();
+  down.url = "http://127.0.0.1:1";
+  EXPECT_THROW(Client(down).query("SELECT 1"), ClickHouseTransientError);
+}
+
+// A local stand-in answering with canned HTTP responses, one per connection.
+class FakeServer {
+ public:
+  explicit FakeServer(std::vector<std::string> responses) : responses_(std::move(responses)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(fd_, 4);
+    thread_ = std::thread([this] {
+      for (const auto& r : responses_) {
+        const int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        char buf[65536];
+        (void)::recv(c, buf, sizeof buf, 0);
+        (void)::send(c, r.data(), r.size(), 0);
+        ::close(c);
+      }
+    });
+  }
+  ~FakeServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  std::vector<std::string> responses_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+std::string http(int status, const std::string& body, const std::string& extra = "") {
+  return "HTTP/1.1 " + std::to_string(status) +
+         " X\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         extra + "\r\n" + body;
+}
+
+TEST(ClickHouse, ProxiesAndHttp200WithAnExceptionAreNotTakenAsSuccess) {
+  FakeServer fake({http(503, "Service Unavailable"),
+                   http(200, "1\nCode: 252, e.displayText() = DB::Exception: Too many parts"),
+                   http(200, "partial", "X-ClickHouse-Exception-Code: 60\r\n"),
+                   http(200, "fine\n")});
+  ClientSettings st = settings();
+  st.url = fake.url();
+  Client c(st);
+  EXPECT_THROW(c.query("SELECT 1"), ClickHouseTransientError) << "a proxy's 503";
+  try {
+    c.query("INSERT ...");
+    FAIL();
+  } catch (const ClickHouseTransientError& e) {
+    EXPECT_EQ(e.code(), 252) << "too many parts is worth retrying";
+  }
+  EXPECT_THROW(c.query("SELECT 1"), ClickHouseFatalError) << "the exception header wins over 200";
+  EXPECT_EQ(c.query("SELECT 1"), "fine\n");
+}
+
+TEST(ClickHouse, ATransientFailureRetriedLandsTheDataOnce) {
+  // The first attempt fails after the server may or may not have stored it; retrying the same
+  // versioned rows gives the same FINAL either way.
+  Client c(settings());
+  const TableLayout l = layout_for(simple(), unique("retry"), c.version());
+  c.query(create_table_sql(l, "default"));
+  const std::vector<Row> batch = {{{Datum::of("1"), Datum::of("x")}, 5, false},
+                                  {{Datum::of("2"), Datum::of("y")}, 6, false}};
+  FakeServer fake({http(503, "Service Unavailable")});
+  ClientSettings st = settings();
+  st.url = fake.url();
+  Client via_proxy(st);
+  EXPECT_THROW(insert(via_proxy, l, batch), ClickHouseTransientError);
+  insert(c, l, batch);  // landed
+  insert(c, l, batch);  // and the retry of an unknown outcome
+  EXPECT_EQ(read_final(c, l), (Table{{s("1"), s("x")}, {s("2"), s("y")}}));
+  EXPECT_EQ(c.query("SELECT count() FROM " + quote(l.name) + " FINAL"), "2\n");
+}
+
+TEST(ClickHouse, ResyncSwapIsAtomicAndSafeToRunAgain) {
+  Client c(settings());
+  const TableLayout l = layout_for(simple(), unique("swap"), c.version());
+  c.query(create_table_sql(l, "default"));
+  insert(c, l, {{{Datum::of("1"), Datum::of("old")}, 1, false}});
+  create_resync_table(c, l);
+  TableLayout copy = l;
+  copy.name = l.name + "_resync";
+  insert(c, copy, {{{Datum::of("2"), Datum::of("new")}, 0, false}});
+  swap_resync(c, l.name);
+  EXPECT_EQ(read_final(c, l), (Table{{s("2"), s("new")}}));
+  EXPECT_FALSE(table_exists(c, l.name + "_resync"));
+  EXPECT_FALSE(table_exists(c, l.name + "_old"));
+  swap_resync(c, l.name);  // again, as after a crash right after the swap: nothing changes
+  EXPECT_EQ(read_final(c, l), (Table{{s("2"), s("new")}}));
+  // A crash between the rename and the drop left the old copy behind.
+  c.query("CREATE TABLE " + quote(l.name + "_old") + " AS " + quote(l.name));
+  swap_resync(c, l.name);
+  EXPECT_FALSE(table_exists(c, l.name + "_old"));
+  EXPECT_EQ(read_final(c, l), (Table{{s("2"), s("new")}}));
+}
+
+}  // namespace
+}  // namespace clickpipe::clickhouse
