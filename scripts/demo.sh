@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the lifecycle demo.
+# Installs what is missing, builds, and runs the demo:
+#   ./scripts/demo.sh              a real pipe: throwaway PostgreSQL 15 and ClickHouse on
+#                                  127.0.0.1, a sample database with a write load, the whole
+#                                  lifecycle, and a check that ClickHouse equals PostgreSQL
+#   ./scripts/demo.sh --embedded   the same walk over in-memory executors, no servers
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$CLICKPIPE_ROOT/scripts/pg.sh"
+source "$CLICKPIPE_ROOT/scripts/ch.sh"
 
 ensure_packages "${CLICKPIPE_PACKAGES[@]}"
 configure_and_build release
-"$CLICKPIPE_ROOT/build/release/examples/lifecycle_demo" "$@"
+if [ "${1:-}" = "--embedded" ]; then
+  shift
+  exec "$CLICKPIPE_ROOT/build/release/examples/lifecycle_demo" "$@"
+fi
+trap 'pg_stop; ch_stop' EXIT
+pg_start
+ch_start
+"$CLICKPIPE_ROOT/build/release/examples/postgres_demo"
