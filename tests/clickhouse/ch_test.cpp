@@ -9,28 +9,14 @@
 #include <cstdlib>
 #include <thread>
 
+#include "../servers.hpp"
 #include "clickpipe/clickhouse/client.hpp"
 #include "clickpipe/clickhouse/schema.hpp"
 
 namespace clickpipe::clickhouse {
 namespace {
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    ADD_FAILURE() << name << " is not set: run the tests through ./scripts/test.sh";
-    return {};
-  }
-  return v;
-}
-
-ClientSettings settings() {
-  ClientSettings s;
-  s.url = "http://" + env("CLICKPIPE_CH_HOST") + ":" + env("CLICKPIPE_CH_PORT");
-  s.user = env("CLICKPIPE_CH_USER");
-  s.password = env("CLICKPIPE_CH_PASSWORD");
-  return s;
-}
+ClientSettings settings() { return test::clickhouse_settings(); }
 
 std::string unique(const std::string& base) {
   static std::atomic<int> n{0};

@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include "../servers.hpp"
 #include "clickpipe/clickhouse/schema.hpp"
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 #include "clickpipe/postgres/catalog.hpp"
@@ -19,25 +20,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    ADD_FAILURE() << name << " is not set: run the tests through ./scripts/test.sh";
-    return {};
-  }
-  return v;
-}
-
 pg_to_clickhouse::Config config(const std::string& id) {
   pg_to_clickhouse::Config c;
-  c.source.host = env("CLICKPIPE_PG_HOST");
-  c.source.port = env("CLICKPIPE_PG_PORT");
-  c.source.dbname = env("CLICKPIPE_PG_DATABASE");
-  c.source.user = env("CLICKPIPE_PG_USER");
-  c.source.password = env("CLICKPIPE_PG_PASSWORD");
-  c.destination.url = "http://" + env("CLICKPIPE_CH_HOST") + ":" + env("CLICKPIPE_CH_PORT");
-  c.destination.user = env("CLICKPIPE_CH_USER");
-  c.destination.password = env("CLICKPIPE_CH_PASSWORD");
+  c.source = test::postgres_settings();
+  c.destination = test::clickhouse_settings();
   c.pipe_id = id;
   return c;
 }

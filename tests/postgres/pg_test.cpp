@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "../print.hpp"
+#include "../servers.hpp"
 #include "clickpipe/postgres/catalog.hpp"
 #include "clickpipe/postgres/connection.hpp"
 #include "clickpipe/postgres/pgoutput.hpp"
@@ -22,24 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    ADD_FAILURE() << name << " is not set: run the tests through ./scripts/test.sh";
-    return {};
-  }
-  return v;
-}
-
-ConnectionSettings settings() {
-  ConnectionSettings s;
-  s.host = env("CLICKPIPE_PG_HOST");
-  s.port = env("CLICKPIPE_PG_PORT");
-  s.dbname = env("CLICKPIPE_PG_DATABASE");
-  s.user = env("CLICKPIPE_PG_USER");
-  s.password = env("CLICKPIPE_PG_PASSWORD");
-  return s;
-}
+ConnectionSettings settings() { return test::postgres_settings(); }
 
 Connection sql() { return Connection::open(settings()); }
 

@@ -4,25 +4,14 @@
 
 #include <cstdlib>
 
+#include "../servers.hpp"
 #include "clickpipe/postgres/connection.hpp"
 #include "clickpipe/postgres/replication.hpp"
 
 namespace clickpipe::postgres {
 namespace {
 
-ConnectionSettings settings() {
-  ConnectionSettings s;
-  for (auto [field, name] : {std::pair{&s.host, "CLICKPIPE_PG_HOST"},
-                             {&s.port, "CLICKPIPE_PG_PORT"},
-                             {&s.dbname, "CLICKPIPE_PG_DATABASE"},
-                             {&s.user, "CLICKPIPE_PG_USER"},
-                             {&s.password, "CLICKPIPE_PG_PASSWORD"}}) {
-    const char* v = std::getenv(name);
-    if (!v) ADD_FAILURE() << name << " is not set: run the tests through ./scripts/test.sh";
-    *field = v ? v : "";
-  }
-  return s;
-}
+ConnectionSettings settings() { return test::postgres_settings(); }
 
 TEST(SlotLoss, AnInvalidatedSlotIsReportedAndNamesResync) {
   Connection c = Connection::open(settings());
