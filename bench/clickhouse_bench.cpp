@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 using namespace clickpipe;
@@ -89,6 +90,26 @@ int main(int argc, char** argv) {
   t0 = Steady::now();
   const int rc = std::system(cmd.c_str());
   const double curl_s = since(t0);
+
+  // The format question, on the server's side: the same rows as RowBinary, posted the same way.
+  const std::string rb_file = file + ".rowbinary";
+  {
+    std::ofstream(rb_file, std::ios::binary) << c.query(
+        "SELECT id, v, n, _version, _is_deleted, _synced_at FROM bench_curl FORMAT RowBinary");
+  }
+  c.query("DROP TABLE IF EXISTS bench_rb");
+  c.query("CREATE TABLE bench_rb AS bench_curl");
+  const std::string rb_cmd = fmt::format(
+      "curl -sS -H 'X-ClickHouse-User: {}' -H \"X-ClickHouse-Key: $CH_KEY\" --data-binary @{} "
+      "'{}/?query={}' >/dev/null",
+      s.user, rb_file, s.url, "INSERT%20INTO%20default.bench_rb%20FORMAT%20RowBinary");
+  t0 = Steady::now();
+  const int rb_rc = std::system(rb_cmd.c_str());
+  const double rb_s = since(t0);
+  const auto rb_bytes = std::filesystem::file_size(rb_file);
+  const auto tsv_bytes = std::filesystem::file_size(file);
+  std::remove(rb_file.c_str());
+  c.query("DROP TABLE IF EXISTS bench_rb");
   std::remove(file.c_str());
   const std::string counted =
       c.query("SELECT count() FROM bench_ours") + c.query("SELECT count() FROM bench_curl");
@@ -98,7 +119,13 @@ int main(int argc, char** argv) {
              double(rows) / ours_s, ours_s);
   fmt::print("curl --data-binary of the same TSV:   {:.0f} rows/s ({:.2f} s){}\n",
              double(rows) / curl_s, curl_s, rc == 0 ? "" : " (curl failed)");
-  fmt::print("ratio clickpipe/curl: {:.2f}; rows landed: {}", curl_s / ours_s, counted);
+  fmt::print("curl --data-binary of RowBinary:      {:.0f} rows/s ({:.2f} s){}\n",
+             double(rows) / rb_s, rb_s, rb_rc == 0 ? "" : " (curl failed)");
+  fmt::print("sizes: TabSeparated {:.1f} MB, RowBinary {:.1f} MB\n", double(tsv_bytes) / 1e6,
+             double(rb_bytes) / 1e6);
+  fmt::print(
+      "ratio clickpipe/curl: {:.2f}; RowBinary/TabSeparated ingestion: {:.2f}; rows landed: {}",
+      curl_s / ours_s, curl_s / rb_s, counted);
   for (const auto& l : {ours, theirs}) c.query("DROP TABLE IF EXISTS " + quote(l.name));
   return 0;
 }
