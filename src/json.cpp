@@ -189,10 +189,10 @@ void optional_field(const json& j, const std::string& parent, const char* name, 
   try {
     out = it->template get<T>();
   } catch (const json::exception&) {
-    throw InvalidField(field_path(parent, name), std::string("expected ") +
-                                                     (std::is_same_v<T, bool> ? "a boolean"
-                                                      : std::is_arithmetic_v<T> ? "a number"
-                                                                                : "a string"));
+    throw InvalidField(field_path(parent, name),
+                       std::string("expected ") + (std::is_same_v<T, bool>   ? "a boolean"
+                                                   : std::is_arithmetic_v<T> ? "a number"
+                                                                             : "a string"));
   }
 }
 
@@ -261,10 +261,10 @@ void to_json(json& j, const Settings& s) {
 void from_json(const json& j, Settings& s) {
   const std::string p = "settings";
   if (!j.is_object()) throw InvalidField(p, "expected an object");
-  static const char* known[] = {"sync_interval_ms",       "pull_batch_size",
-                                "rows_per_partition",     "partitions_in_parallel",
-                                "tables_in_parallel",     "max_partitions_per_table",
-                                "provisioning_retry",     "setup_retry",
+  static const char* known[] = {"sync_interval_ms",         "pull_batch_size",
+                                "rows_per_partition",       "partitions_in_parallel",
+                                "tables_in_parallel",       "max_partitions_per_table",
+                                "provisioning_retry",       "setup_retry",
                                 "snapshot_partition_retry", "cdc_retry"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(known), std::end(known), key) == std::end(known))
@@ -297,12 +297,9 @@ void from_json(const json& j, TableRef& t) {
 }
 
 void to_json(json& j, const Column& c) {
-  j = json{{"name", c.name},
-           {"type", c.type},
-           {"type_oid", c.type_oid},
-           {"type_modifier", c.type_modifier},
-           {"nullable", c.nullable},
-           {"array_dimensions", c.array_dimensions}};
+  j = json{{"name", c.name},         {"type", c.type},
+           {"type_oid", c.type_oid}, {"type_modifier", c.type_modifier},
+           {"nullable", c.nullable}, {"array_dimensions", c.array_dimensions}};
 }
 void from_json(const json& j, Column& c) {
   c.name = require_string(require(j, "column", "name"), "column.name");
@@ -331,7 +328,8 @@ void from_json(const json& j, SlotInfo& s) {
 }
 
 void to_json(json& j, const Partition& p) {
-  j = json{{"index", p.index}, {"begin", p.begin}, {"end", p.end}, {"estimated_rows", p.estimated_rows}};
+  j = json{
+      {"index", p.index}, {"begin", p.begin}, {"end", p.end}, {"estimated_rows", p.estimated_rows}};
 }
 void from_json(const json& j, Partition& p) {
   count_field(j, "partition", "index", p.index);
@@ -357,17 +355,17 @@ void to_json(json& j, const PipeStatus& s) {
            {"lag_bytes", s.cdc.lag_bytes},
            {"batches", s.cdc.batches},
            {"changes", s.cdc.changes},
-           {"last_batch_at", s.cdc.last_batch_at ? json(time_text(*s.cdc.last_batch_at))
-                                                  : json(nullptr)}};
+           {"last_batch_at",
+            s.cdc.last_batch_at ? json(time_text(*s.cdc.last_batch_at)) : json(nullptr)}};
   json retry = nullptr;
   if (s.retry) {
-    retry = json{{"operation", s.retry->operation},
-                 {"attempt", s.retry->attempt},
-                 {"max_attempts", s.retry->max_attempts},
-                 {"last_error", s.retry->last_error},
-                 {"next_attempt_at", s.retry->next_attempt_at
-                                         ? json(time_text(*s.retry->next_attempt_at))
-                                         : json(nullptr)}};
+    retry = json{
+        {"operation", s.retry->operation},
+        {"attempt", s.retry->attempt},
+        {"max_attempts", s.retry->max_attempts},
+        {"last_error", s.retry->last_error},
+        {"next_attempt_at",
+         s.retry->next_attempt_at ? json(time_text(*s.retry->next_attempt_at)) : json(nullptr)}};
   }
   json error = nullptr;
   if (s.last_error) {

@@ -26,7 +26,8 @@ void check_retry(const RetryPolicy& r, const std::string& field) {
     throw InvalidField(field + ".max_backoff", "must be >= initial_backoff");
   if (!(r.multiplier >= 1.0) || !std::isfinite(r.multiplier))
     throw InvalidField(field + ".multiplier", "must be a finite number >= 1");
-  if (!(r.jitter >= 0.0 && r.jitter <= 1.0)) throw InvalidField(field + ".jitter", "must be in [0, 1]");
+  if (!(r.jitter >= 0.0 && r.jitter <= 1.0))
+    throw InvalidField(field + ".jitter", "must be in [0, 1]");
 }
 
 }  // namespace

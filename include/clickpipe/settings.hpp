@@ -30,12 +30,12 @@ struct Settings {
   std::size_t rows_per_partition = 100000;         // initial load partition size
   std::size_t partitions_in_parallel = 4;          // per table ("snapshot parallelism")
   std::size_t tables_in_parallel = 1;
-  std::size_t max_partitions_per_table = 1000;     // beyond it, partitions grow
+  std::size_t max_partitions_per_table = 1000;  // beyond it, partitions grow
 
-  RetryPolicy provisioning_retry{};                 // 20 attempts
-  RetryPolicy setup_retry{};                        // 20 attempts: Setup, table changes, swap
+  RetryPolicy provisioning_retry{};  // 20 attempts
+  RetryPolicy setup_retry{};         // 20 attempts: Setup, table changes, swap
   RetryPolicy snapshot_partition_retry{.max_attempts = 5};
-  RetryPolicy cdc_retry{.max_attempts = 0};         // without end, as upstream
+  RetryPolicy cdc_retry{.max_attempts = 0};  // without end, as upstream
 
   // Throws InvalidField naming the first bad field (e.g. "settings.pull_batch_size").
   void validate() const;

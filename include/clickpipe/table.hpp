@@ -19,8 +19,8 @@ struct TableRef {
 
 struct Column {
   std::string name;
-  std::string type;              // the source's type name, e.g. "numeric", "text", "_int4"
-  std::uint32_t type_oid = 0;    // PostgreSQL type OID; 0 where the source has none
+  std::string type;                 // the source's type name, e.g. "numeric", "text", "_int4"
+  std::uint32_t type_oid = 0;       // PostgreSQL type OID; 0 where the source has none
   std::int32_t type_modifier = -1;  // typmod: numeric precision/scale, varchar length; -1 none
   bool nullable = true;
   int array_dimensions = 0;

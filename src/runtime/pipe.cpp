@@ -320,8 +320,8 @@ struct Pipe::Impl : ProgressSink {
     // An addition ends when its tables are loaded (or set up, CDC-only), or folds into a resync
     // that loads every table; any other end (cancel, a failure while pausing for it) abandons it,
     // and its tables leave the pipe again.
-    const bool adding = c.adding_tables || (d.life.state() == State::Pausing &&
-                                            c.pause_for == PauseFor::AddTables);
+    const bool adding =
+        c.adding_tables || (d.life.state() == State::Pausing && c.pause_for == PauseFor::AddTables);
     if (d.pending_added.empty() || adding) return;
     const bool loaded = t.trigger == Trigger::SnapshotDone || t.trigger == Trigger::SetupDone;
     if (!loaded && t.trigger != Trigger::Resync) {
@@ -337,7 +337,8 @@ struct Pipe::Impl : ProgressSink {
   }
 
   void ensure_runner_locked() {
-    if (!started || shutting_down || runner_active || work_for(d.life.state()) == Work::None) return;
+    if (!started || shutting_down || runner_active || work_for(d.life.state()) == Work::None)
+      return;
     if (runner.joinable()) runner.join();  // the old runner has left its loop; it only returns
     runner_active = true;
     runner = std::jthread([this] { run(); });
@@ -516,8 +517,8 @@ struct Pipe::Impl : ProgressSink {
 
   // Calls f(ctx) until it succeeds, retrying transient errors under the policy `which`.
   template <class F>
-  auto with_retry(const std::string& operation, RetryPolicy Settings::*which,
-                  std::stop_token stop, F&& f) {
+  auto with_retry(const std::string& operation, RetryPolicy Settings::*which, std::stop_token stop,
+                  F&& f) {
     for (std::uint32_t attempt = 1;; ++attempt) {
       ExecContext ctx = context(stop);
       std::string error;
@@ -643,11 +644,12 @@ struct Pipe::Impl : ProgressSink {
 
   // Reads and records definitions of `refs` and creates their destination tables.
   void set_up_tables(const std::vector<TableRef>& refs, std::stop_token stop) {
-    auto defs = with_retry("setup: read table definitions", &Settings::setup_retry, stop,
-                           [&](ExecContext& ctx) { return ex.table_setup->read_definitions(refs, ctx); });
+    auto defs =
+        with_retry("setup: read table definitions", &Settings::setup_retry, stop,
+                   [&](ExecContext& ctx) { return ex.table_setup->read_definitions(refs, ctx); });
     if (defs.size() != refs.size()) {
-      throw FatalError(fmt::format("setup: asked for {} table definitions, got {}", refs.size(),
-                                   defs.size()));
+      throw FatalError(
+          fmt::format("setup: asked for {} table definitions, got {}", refs.size(), defs.size()));
     }
     for (std::size_t i = 0; i < refs.size(); ++i) {
       if (defs[i].table != refs[i]) {
@@ -718,9 +720,9 @@ struct Pipe::Impl : ProgressSink {
     }
 
     const bool keep_slot = mode != Mode::SnapshotOnly;
-    auto opened = with_retry("snapshot: begin", &Settings::setup_retry, stop, [&](ExecContext& ctx) {
-      return ex.snapshot->begin(defs, keep_slot, ctx);
-    });
+    auto opened =
+        with_retry("snapshot: begin", &Settings::setup_retry, stop,
+                   [&](ExecContext& ctx) { return ex.snapshot->begin(defs, keep_slot, ctx); });
     if (keep_slot && !opened) throw FatalError("snapshot: the copier returned no replication slot");
     if (opened) {
       save_with_retry("store: save slot", stop, [&](Durable& dur) {
@@ -753,9 +755,9 @@ struct Pipe::Impl : ProgressSink {
       std::lock_guard lk(mu);
       if (d.load[def.table].planned) return;
     }
-    auto parts = with_retry("snapshot: plan " + def.table.qualified(),
-                            &Settings::snapshot_partition_retry, stop,
-                            [&](ExecContext& ctx) { return ex.snapshot->plan_partitions(def, ctx); });
+    auto parts =
+        with_retry("snapshot: plan " + def.table.qualified(), &Settings::snapshot_partition_retry,
+                   stop, [&](ExecContext& ctx) { return ex.snapshot->plan_partitions(def, ctx); });
     for (std::size_t i = 0; i < parts.size(); ++i) {
       if (parts[i].index != i) {
         throw FatalError(fmt::format("snapshot: partition {} of {} has index {}", i,
@@ -776,7 +778,7 @@ struct Pipe::Impl : ProgressSink {
                        std::stop_token stop) {
     struct TableQueue {
       const TableDefinition* def;
-      std::deque<Partition> todo;
+      std::deque<Partition> waiting;
       std::size_t in_flight = 0;
       bool opened = false;
     };
@@ -788,7 +790,7 @@ struct Pipe::Impl : ProgressSink {
         TableQueue q{&def, {}, 0, false};
         const TableLoad& tl = d.load[def.table];
         for (std::size_t i = 0; i < tl.partitions.size(); ++i) {
-          if (!tl.done[i]) q.todo.push_back(tl.partitions[i]);
+          if (!tl.done[i]) q.waiting.push_back(tl.partitions[i]);
         }
         queues.push_back(std::move(q));
       }
@@ -821,7 +823,7 @@ struct Pipe::Impl : ProgressSink {
             }
             bool unfinished = false;
             for (auto& cand : queues) {
-              if (cand.todo.empty()) {
+              if (cand.waiting.empty()) {
                 unfinished = unfinished || cand.in_flight > 0;
                 continue;
               }
@@ -840,8 +842,8 @@ struct Pipe::Impl : ProgressSink {
             q->opened = true;
             ++open_tables;
           }
-          part = q->todo.front();
-          q->todo.pop_front();
+          part = q->waiting.front();
+          q->waiting.pop_front();
           ++q->in_flight;
         }
         const bool limited = partition_limit != nullptr;
@@ -864,11 +866,10 @@ struct Pipe::Impl : ProgressSink {
         try {
           const std::string op =
               fmt::format("snapshot: partition {}#{}", q->def->table.qualified(), part.index);
-          const std::uint64_t rows = with_retry(op, &Settings::snapshot_partition_retry, ltoken,
-                                                [&](ExecContext& ctx) {
-                                                  return ex.snapshot->copy_partition(*q->def, part,
-                                                                                     target, ctx);
-                                                });
+          const std::uint64_t rows =
+              with_retry(op, &Settings::snapshot_partition_retry, ltoken, [&](ExecContext& ctx) {
+                return ex.snapshot->copy_partition(*q->def, part, target, ctx);
+              });
           held.give_back();
           partition_done(q->def->table, part.index, rows, ltoken);
         } catch (const Cancelled&) {
@@ -882,7 +883,7 @@ struct Pipe::Impl : ProgressSink {
           std::lock_guard lk(qmu);
           --q->in_flight;
           ++finished;
-          if (q->todo.empty() && q->in_flight == 0) --open_tables;
+          if (q->waiting.empty() && q->in_flight == 0) --open_tables;
         }
         qcv.notify_all();
       }
@@ -1137,7 +1138,8 @@ Pipe::Pipe(const PipeRecord& record, Executors executors, PipeOptions options) {
   PipeConfig{record.id, record.lifecycle.mode(), record.tables, record.settings}.validate();
   check_executors(executors);
   if (record.lifecycle.state() == State::Unknown) {
-    throw InvalidField("lifecycle.state", "pipe '" + record.id + "' is in a state this build does not know");
+    throw InvalidField("lifecycle.state",
+                       "pipe '" + record.id + "' is in a state this build does not know");
   }
   impl_ = std::make_shared<Impl>(record.id, from_record(record), std::move(executors),
                                  std::move(options));
@@ -1215,9 +1217,7 @@ CommandResult Pipe::add_tables(std::vector<TableRef> add) {
   });
 }
 
-CommandResult Pipe::cancel_table_addition() {
-  return impl_->simple(Trigger::CancelTableAddition);
-}
+CommandResult Pipe::cancel_table_addition() { return impl_->simple(Trigger::CancelTableAddition); }
 
 CommandResult Pipe::remove_tables(std::vector<TableRef> remove) {
   Impl* i = impl_.get();

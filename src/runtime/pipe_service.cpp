@@ -1,8 +1,8 @@
 #include "clickpipe/runtime/pipe_service.hpp"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/logger.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "clickpipe/json.hpp"
 
@@ -84,7 +84,8 @@ Pipe& PipeService::create(PipeConfig config) {
   }
   const std::string id = config.id;
   const Mode mode = config.mode;
-  auto pipe = std::make_unique<Pipe>(std::move(config), options_.executors(id, mode), pipe_options());
+  auto pipe =
+      std::make_unique<Pipe>(std::move(config), options_.executors(id, mode), pipe_options());
   for (const auto& l : options_.listeners) pipe->add_listener(l);
   pipe->add_listener(reaper_);
   Pipe& p = *pipe;

@@ -239,7 +239,7 @@ void FileStore::remove(const std::string& id) {
 }
 
 bool FileStore::holds(const std::string& id) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path_of(id).c_str(), &st) == 0;
 }
 

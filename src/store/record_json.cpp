@@ -44,7 +44,8 @@ json record_body(const PipeRecord& r) {
   }
   json history = json::array();
   for (const auto& h : r.history) {
-    history.push_back(json{{"from", h.from}, {"trigger", h.trigger}, {"to", h.to}, {"at_ms", ms(h.at)}});
+    history.push_back(
+        json{{"from", h.from}, {"trigger", h.trigger}, {"to", h.to}, {"at_ms", ms(h.at)}});
   }
   json error = nullptr;
   if (r.last_error) {
@@ -167,7 +168,8 @@ PipeRecord decode_record(std::string_view text, std::uint64_t* generation) {
                            " was written by a newer clickpipe; this build reads up to " +
                            std::to_string(PipeRecord::kFormatVersion));
   }
-  if (version < 1) throw InvalidField("format_version", "unknown format version " + std::to_string(version));
+  if (version < 1)
+    throw InvalidField("format_version", "unknown format version " + std::to_string(version));
   const json& body = need(file, "record");
   const auto sum = get<std::string>(file, "checksum");
   if (fnv1a64(body.dump()) != sum) {

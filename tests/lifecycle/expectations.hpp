@@ -4,8 +4,8 @@
 
 #include <vector>
 
-#include "clickpipe/clickpipe.hpp"
 #include "../print.hpp"
+#include "clickpipe/clickpipe.hpp"
 
 namespace clickpipe::test {
 

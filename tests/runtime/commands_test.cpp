@@ -52,7 +52,8 @@ Pipe* hold_in(World& w, State target) {
       break;
     default: ok = p.wait_for(target, 10s);
   }
-  if (ok && (target == State::Provisioning || target == State::Setup || target == State::Snapshot)) {
+  if (ok &&
+      (target == State::Provisioning || target == State::Setup || target == State::Snapshot)) {
     ok = w.faults->wait_blocked(10s);
   }
   return ok ? &p : nullptr;
@@ -87,8 +88,8 @@ TEST_P(EveryCommandIn, IsAcceptedExactlyWhereTheModelSays) {
     ASSERT_EQ(before.state, state);
     const bool legal = before.allowed_commands.contains(command);
     const CommandResult r = issue(w, *p, command);
-    EXPECT_EQ(r.accepted(), legal) << to_string(command) << " in " << to_string(state) << ": "
-                                   << r.message;
+    EXPECT_EQ(r.accepted(), legal)
+        << to_string(command) << " in " << to_string(state) << ": " << r.message;
     if (!legal) {
       EXPECT_EQ(r.status, CommandResult::Status::Rejected);
       ASSERT_TRUE(r.rejection.has_value());
@@ -102,13 +103,13 @@ TEST_P(EveryCommandIn, IsAcceptedExactlyWhereTheModelSays) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Runtime, EveryCommandIn,
-    ::testing::Values(State::Provisioning, State::Setup, State::Snapshot, State::Running,
-                      State::Pausing, State::Paused, State::Modifying, State::Resync,
-                      State::Completed, State::Failed, State::Degraded, State::Terminating,
-                      State::Terminated),
-    [](const auto& info) { return std::string(to_string(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Runtime, EveryCommandIn,
+                         ::testing::Values(State::Provisioning, State::Setup, State::Snapshot,
+                                           State::Running, State::Pausing, State::Paused,
+                                           State::Modifying, State::Resync, State::Completed,
+                                           State::Failed, State::Degraded, State::Terminating,
+                                           State::Terminated),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
 
 TEST(Commands, PauseFromPausingIsATypedRejection) {
   World w;

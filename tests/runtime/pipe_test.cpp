@@ -64,7 +64,8 @@ TEST(Pipe, PauseStopsCdcAndResumeCatchesUp) {
   Pipe& p = w.started(w.config("p1"));
   ASSERT_TRUE(drive_to(p, State::Paused));
   const auto confirmed = p.status().cdc.confirmed;
-  EXPECT_EQ(w.mem.source->confirmed("clickpipe_p1"), confirmed) << "confirmed exactly what was saved";
+  EXPECT_EQ(w.mem.source->confirmed("clickpipe_p1"), confirmed)
+      << "confirmed exactly what was saved";
 
   w.fill(w.orders, 5000, 5100);
   std::this_thread::sleep_for(60ms);  // three sync intervals: a running pipe would have moved
@@ -101,8 +102,8 @@ TEST(Pipe, SnapshotOnlyCompletesWithoutASlot) {
   EXPECT_TRUE(w.in_sync(w.orders));
   EXPECT_FALSE(w.mem.source->slot("clickpipe_p1").has_value());
   EXPECT_EQ(w.faults->calls(op::cdc_start), 0u);
-  EXPECT_EQ(p.status().allowed_commands, (TriggerSet{Trigger::Resync, Trigger::UpdateSettings,
-                                                    Trigger::Delete}));
+  EXPECT_EQ(p.status().allowed_commands,
+            (TriggerSet{Trigger::Resync, Trigger::UpdateSettings, Trigger::Delete}));
 }
 
 TEST(Pipe, ResyncLoadsResyncTablesAndSwapsThem) {
@@ -111,9 +112,8 @@ TEST(Pipe, ResyncLoadsResyncTablesAndSwapsThem) {
   ASSERT_TRUE(p.wait_for(State::Running, 10s));
   const auto copies = w.faults->calls(op::copy_partition);
   ASSERT_TRUE(p.resync());
-  ASSERT_TRUE(wait_until(p, [](const PipeStatus& s) {
-    return s.state == State::Running && s.transitions >= 6;
-  }));
+  ASSERT_TRUE(wait_until(
+      p, [](const PipeStatus& s) { return s.state == State::Running && s.transitions >= 6; }));
   EXPECT_EQ(w.faults->calls(op::copy_partition), 2 * copies);
   EXPECT_EQ(w.faults->calls(op::swap_resync_tables), 1u);
   EXPECT_FALSE(w.mem.destination->has_table(destination_name(w.orders, true)));
@@ -130,9 +130,8 @@ TEST(Pipe, AddTablesCopiesOnlyTheNewTableAndCdcGoesOn) {
   const auto copies = w.faults->calls(op::copy_partition);
   ASSERT_TRUE(p.add_tables({w.extra}));
   w.fill(w.orders, 7000, 7010);  // written during the addition: must arrive after it
-  ASSERT_TRUE(wait_until(p, [](const PipeStatus& s) {
-    return s.state == State::Running && s.tables.size() == 3;
-  }));
+  ASSERT_TRUE(wait_until(
+      p, [](const PipeStatus& s) { return s.state == State::Running && s.tables.size() == 3; }));
   EXPECT_EQ(w.faults->calls(op::copy_partition), copies + 1) << "extra has 40 rows: 1 partition";
   EXPECT_TRUE(w.wait_in_sync(w.extra));
   EXPECT_TRUE(w.wait_in_sync(w.orders));
@@ -170,7 +169,8 @@ TEST(Pipe, CancelTableAdditionDropsTheNewTableAndResumesCdc) {
   w.faults->release();
   ASSERT_TRUE(p.wait_for(State::Running, 10s));
   EXPECT_EQ(p.status().tables, std::vector<TableRef>{w.orders});
-  ASSERT_TRUE(wait_until(p, [&](const PipeStatus&) { return w.faults->calls(op::remove_tables) == 1; }));
+  ASSERT_TRUE(
+      wait_until(p, [&](const PipeStatus&) { return w.faults->calls(op::remove_tables) == 1; }));
   w.mem.source->insert(w.orders, row(4242, "after cancel"));
   EXPECT_TRUE(w.wait_in_sync(w.orders));
 }
@@ -180,9 +180,8 @@ TEST(Pipe, RemoveTablesStopsReplicatingThemAndKeepsTheirData) {
   Pipe& p = w.started(w.config("p1"));
   ASSERT_TRUE(p.wait_for(State::Running, 10s));
   ASSERT_TRUE(p.remove_tables({w.users}));
-  ASSERT_TRUE(wait_until(p, [](const PipeStatus& s) {
-    return s.state == State::Running && s.tables.size() == 1;
-  }));
+  ASSERT_TRUE(wait_until(
+      p, [](const PipeStatus& s) { return s.state == State::Running && s.tables.size() == 1; }));
   const auto users_before = w.mem.destination->final_rows(destination_name(w.users));
   w.fill(w.users, 8000, 8010);
   w.fill(w.orders, 8000, 8010);
@@ -198,9 +197,8 @@ TEST(Pipe, RemoveTablesFromPausedReturnsToPaused) {
   Pipe& p = w.started(w.config("p1"));
   ASSERT_TRUE(drive_to(p, State::Paused));
   ASSERT_TRUE(p.remove_tables({w.users}));
-  ASSERT_TRUE(wait_until(p, [](const PipeStatus& s) {
-    return s.state == State::Paused && s.tables.size() == 1;
-  }));
+  ASSERT_TRUE(wait_until(
+      p, [](const PipeStatus& s) { return s.state == State::Paused && s.tables.size() == 1; }));
   EXPECT_EQ(p.remove_tables({w.orders}).status, CommandResult::Status::Invalid)
       << "the last table cannot be removed";
 }
@@ -281,8 +279,9 @@ TEST(Pipe, StatusJsonHasTheDocumentedFields) {
   Pipe& p = w.started(w.config("p1"));
   ASSERT_TRUE(p.wait_for(State::Running, 10s));
   const nlohmann::json j = p.status();
-  for (const char* field : {"id", "state", "mode", "since", "allowed_commands", "tables", "snapshot",
-                            "cdc", "slot", "retry", "last_error", "settings", "history"}) {
+  for (const char* field :
+       {"id", "state", "mode", "since", "allowed_commands", "tables", "snapshot", "cdc", "slot",
+        "retry", "last_error", "settings", "history"}) {
     EXPECT_TRUE(j.contains(field)) << field;
   }
   EXPECT_EQ(j.at("state"), "Running");

@@ -46,8 +46,11 @@ TEST(Retry, StatusShowsTheAttemptWhileWaiting) {
 }
 
 TEST(Retry, JitterSpreadsTheBackoffWithinItsBounds) {
-  RetryPolicy r{.max_attempts = 5, .initial_backoff = 1000ms, .max_backoff = 8000ms,
-                .multiplier = 2.0, .jitter = 0.25};
+  RetryPolicy r{.max_attempts = 5,
+                .initial_backoff = 1000ms,
+                .max_backoff = 8000ms,
+                .multiplier = 2.0,
+                .jitter = 0.25};
   EXPECT_EQ(r.backoff(1, 0.0), 750ms);
   EXPECT_EQ(r.backoff(1, 0.5), 1000ms);
   EXPECT_EQ(r.backoff(3, 1.0), 5000ms);
@@ -68,7 +71,7 @@ TEST(Retry, ExhaustedBudgetFailsThePipeAndRetryReentersTheState) {
   EXPECT_NE(s.last_error->message.find("failed after 3 attempts"), std::string::npos)
       << s.last_error->message;
   EXPECT_EQ(s.allowed_commands, (TriggerSet{Trigger::Retry, Trigger::Resync,
-                                           Trigger::UpdateSettings, Trigger::Delete}));
+                                            Trigger::UpdateSettings, Trigger::Delete}));
 
   ASSERT_TRUE(p.retry());  // the fourth call succeeds
   ASSERT_TRUE(p.wait_for(State::Running, 10s));

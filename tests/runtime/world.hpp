@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "clickpipe/clickpipe.hpp"
 #include "../print.hpp"
+#include "clickpipe/clickpipe.hpp"
 #include "clickpipe/runtime/pipe.hpp"
 #include "clickpipe/testing/faults.hpp"
 #include "clickpipe/testing/helpers.hpp"
@@ -27,9 +27,10 @@ using namespace std::chrono_literals;
 using testing::destination_name;
 
 inline TableDefinition table_def(const std::string& name) {
-  return TableDefinition{TableRef{"public", name},
-                         {Column{"id", "int8", 20, -1, false, 0}, Column{"v", "text", 25, -1, true, 0}},
-                         {"id"}};
+  return TableDefinition{
+      TableRef{"public", name},
+      {Column{"id", "int8", 20, -1, false, 0}, Column{"v", "text", 25, -1, true, 0}},
+      {"id"}};
 }
 
 inline Values row(int id, const std::string& v) {
@@ -90,8 +91,8 @@ struct World {
     s.rows_per_partition = 50;
     s.partitions_in_parallel = 2;
     s.tables_in_parallel = 2;
-    for (RetryPolicy* r : {&s.provisioning_retry, &s.setup_retry, &s.snapshot_partition_retry,
-                           &s.cdc_retry}) {
+    for (RetryPolicy* r :
+         {&s.provisioning_retry, &s.setup_retry, &s.snapshot_partition_retry, &s.cdc_retry}) {
       r->initial_backoff = 100ms;
       r->max_backoff = 1000ms;
       r->jitter = 0.0;
@@ -110,9 +111,8 @@ struct World {
     opts.clock = clock;
     opts.health = std::move(health);
     opts.seed = 42;
-    pipes.push_back(std::make_unique<Pipe>(std::move(cfg),
-                                           testing::with_faults(mem.executors(id), faults),
-                                           std::move(opts)));
+    pipes.push_back(std::make_unique<Pipe>(
+        std::move(cfg), testing::with_faults(mem.executors(id), faults), std::move(opts)));
     pipes.back()->add_listener(listener);
     return *pipes.back();
   }

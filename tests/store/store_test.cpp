@@ -46,15 +46,13 @@ PipeRecord sample(const std::string& id) {
   r.pending_added = {{"public", "x"}};
   r.cancelled_added = {{"public", "y"}};
   r.slot = SlotInfo{"clickpipe_" + id, Lsn{0x16B374D848}};
-  r.load = {TableLoadRecord{{"public", "orders"},
-                            {Partition{0, "", "k5", 5}, Partition{1, "k5", "", 7}},
-                            {1},
-                            7}};
+  r.load = {TableLoadRecord{
+      {"public", "orders"}, {Partition{0, "", "k5", 5}, Partition{1, "k5", "", 7}}, {1}, 7}};
   r.confirmed = Lsn{0x16B374D900};
   r.cdc_batches = 3;
   r.cdc_changes = 44;
-  r.last_error = ErrorInfo{"boom", State::Setup, TimePoint(std::chrono::milliseconds(1700000000456)),
-                           true};
+  r.last_error =
+      ErrorInfo{"boom", State::Setup, TimePoint(std::chrono::milliseconds(1700000000456)), true};
   r.history = {HistoryEntry{State::Provisioning, Trigger::Provisioned, State::Setup,
                             TimePoint(std::chrono::milliseconds(1700000000001))}};
   r.transitions = 2;
@@ -93,9 +91,9 @@ TEST(FileStore, ASecondProcessIsRefusedWithAClearError) {
     FAIL() << "second open succeeded";
   } catch (const StoreError& e) {
     EXPECT_TRUE(e.fatal());
-    EXPECT_NE(std::string(e.what()).find("in use by another process (pid " +
-                                         std::to_string(::getpid())),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("in use by another process (pid " + std::to_string(::getpid())),
+        std::string::npos)
         << e.what();
   }
   first.reset();
@@ -228,8 +226,8 @@ TEST(FileStore, AFailedWriteOrFileFsyncLeavesTheOldRecordAndLaterSavesWork) {
   store->save(r);
   const std::string before = slurp(dir.root / "a.json");
   r.cdc_changes = 99;
-  for (auto [op, err] : {std::pair{"write_file", ENOSPC}, std::pair{"fsync_file", EIO},
-                         std::pair{"rename", EIO}}) {
+  for (auto [op, err] :
+       {std::pair{"write_file", ENOSPC}, std::pair{"fsync_file", EIO}, std::pair{"rename", EIO}}) {
     flaky->fail(op, err);
     try {
       store->save(r);

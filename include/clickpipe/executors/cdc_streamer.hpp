@@ -30,7 +30,8 @@ class CdcStreamer {
 
   // Opens the stream after `confirmed`. With no position yet (a CDC-only pipe entering Running for
   // the first time) creates the slot and returns its position; otherwise returns `confirmed`.
-  // Must fail with FatalError when the slot is missing or ahead of `confirmed` (data would be lost).
+  // Must fail with FatalError when the slot is missing or ahead of `confirmed` (data would be
+  // lost).
   virtual Lsn start(std::optional<Lsn> confirmed, std::span<const TableDefinition> tables,
                     ExecContext& ctx) = 0;
   virtual CdcBatch pull(ExecContext& ctx) = 0;

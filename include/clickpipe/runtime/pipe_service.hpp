@@ -28,7 +28,7 @@ class PipeService {
     std::shared_ptr<spdlog::logger> logger;
     std::shared_ptr<Clock> clock;
     std::shared_ptr<HealthPolicy> health;
-    std::size_t max_concurrent_partitions = 0;  // across all pipes; 0: no bound
+    std::size_t max_concurrent_partitions = 0;                   // across all pipes; 0: no bound
     std::vector<std::shared_ptr<TransitionListener>> listeners;  // given to every pipe
   };
 

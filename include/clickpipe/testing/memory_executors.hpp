@@ -39,7 +39,8 @@ class MemoryService {
 
 class MemoryProvisioner final : public Provisioner {
  public:
-  explicit MemoryProvisioner(std::shared_ptr<MemoryService> service) : service_(std::move(service)) {}
+  explicit MemoryProvisioner(std::shared_ptr<MemoryService> service)
+      : service_(std::move(service)) {}
   void provision(const PipeInfo& pipe, ExecContext& ctx) override;
 
  private:
@@ -71,8 +72,8 @@ class MemoryTableSetup final : public TableSetup {
 
 class MemorySnapshotCopier final : public SnapshotCopier {
  public:
-  MemorySnapshotCopier(std::shared_ptr<MemorySource> source, std::shared_ptr<MemoryDestination> dest,
-                       std::string slot_name)
+  MemorySnapshotCopier(std::shared_ptr<MemorySource> source,
+                       std::shared_ptr<MemoryDestination> dest, std::string slot_name)
       : source_(std::move(source)), dest_(std::move(dest)), slot_(std::move(slot_name)) {}
   std::optional<SlotInfo> begin(std::span<const TableDefinition> tables, bool keep_slot,
                                 ExecContext& ctx) override;
