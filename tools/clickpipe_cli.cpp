@@ -116,6 +116,11 @@ CliConfig parse_config(const json& j) {
   c.executors.destination.user = text(dst, "destination", "user", "default");
   c.executors.destination.password = secret(dst, "destination");
   c.executors.destination.database = text(dst, "destination", "database", "default");
+  if (dst.contains("reconcile")) {
+    if (!dst.at("reconcile").is_boolean())
+      throw InvalidField("destination.reconcile", "expected true or false");
+    c.executors.reconcile = dst.at("reconcile").get<bool>();
+  }
   const json& tables = need(j, "", "tables");
   if (!tables.is_array() || tables.empty())
     throw InvalidField("tables", "expected a list of schema.table");

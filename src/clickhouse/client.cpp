@@ -85,31 +85,66 @@ Client::Client(ClientSettings settings) : settings_(std::move(settings)) {
 
 Client::~Client() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
+// Either a plain body (the query, then any data) or a multipart form carrying an external table.
+struct Client::Body {
+  std::string_view text;
+  const ExternalTable* table = nullptr;
+};
+
 std::string Client::query(std::string_view sql, std::string_view data) {
-  CURL* c = static_cast<CURL*>(curl_);
-  curl_easy_reset(c);  // keeps the connection cache: the connection is reused
   std::string body(sql);
   if (!data.empty()) {
     body += '\n';
     body.append(data);
   }
+  return perform("", Body{body});
+}
+
+std::string Client::query(std::string_view sql, const ExternalTable& table) {
+  // With a form body the query travels in the URL.
+  CURL* c = static_cast<CURL*>(curl_);
+  auto escaped = [c](std::string_view v) {
+    char* e = curl_easy_escape(c, v.data(), static_cast<int>(v.size()));
+    std::string out(e);
+    curl_free(e);
+    return out;
+  };
+  const std::string params = "&query=" + escaped(sql) + "&" + escaped(table.name) +
+                             "_structure=" + escaped(table.structure) + "&" + escaped(table.name) +
+                             "_format=TabSeparated";
+  return perform(params, Body{{}, &table});
+}
+
+std::string Client::perform(const std::string& url_params, const Body& body) {
+  CURL* c = static_cast<CURL*>(curl_);
+  curl_easy_reset(c);  // keeps the connection cache: the connection is reused
   // The database and wait_end_of_query go in the URL; the credentials in headers.
   char* db =
       curl_easy_escape(c, settings_.database.c_str(), static_cast<int>(settings_.database.size()));
-  const std::string url = settings_.url + "/?database=" + db + "&wait_end_of_query=1";
+  const std::string url = settings_.url + "/?database=" + db + "&wait_end_of_query=1" + url_params;
   curl_free(db);
   curl_slist* headers = nullptr;
   headers = curl_slist_append(headers, ("X-ClickHouse-User: " + settings_.user).c_str());
   headers = curl_slist_append(headers, ("X-ClickHouse-Key: " + settings_.password).c_str());
-  headers = curl_slist_append(headers, "Content-Type: text/plain; charset=UTF-8");
+  if (!body.table) headers = curl_slist_append(headers, "Content-Type: text/plain; charset=UTF-8");
   headers = curl_slist_append(headers, "Expect:");
   std::string response;
   Headers seen;
+  curl_mime* form = nullptr;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_POST, 1L);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  if (body.table) {
+    form = curl_mime_init(c);
+    curl_mimepart* part = curl_mime_addpart(form);
+    curl_mime_name(part, body.table->name.c_str());
+    curl_mime_filename(part, body.table->name.c_str());
+    curl_mime_data(part, body.table->tsv.data(), body.table->tsv.size());
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, form);
+  } else {
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.text.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.text.size()));
+  }
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, Headers::collect);
@@ -126,6 +161,7 @@ std::string Client::query(std::string_view sql, std::string_view data) {
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(headers);
+  curl_mime_free(form);
 
   const std::string what = "ClickHouse at " + settings_.describe();
   if (rc != CURLE_OK) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <unordered_map>
 
 namespace clickpipe::clickhouse {
 
@@ -246,6 +247,25 @@ std::string array_literal(std::string_view v, std::size_t& i, const MappedColumn
   return out + "]";
 }
 
+// One value as the column's TabSeparated text.
+void encode_value(std::string& out, const MappedColumn& m, const Datum& d) {
+  if (d.kind == Datum::Kind::UnchangedToast) {
+    throw InvalidField("row", "an unchanged TOAST value must be filled before writing");
+  }
+  if (m.conversion == Conversion::Array) {
+    if (d.is_null()) {
+      out += "[]";
+    } else {
+      std::size_t at = 0;
+      out += array_literal(d.text, at, m);
+    }
+  } else if (d.is_null()) {
+    out += "\\N";
+  } else {
+    escape_tsv(out, convert(m.conversion, d.text));
+  }
+}
+
 }  // namespace
 
 std::string encode_rows(const TableLayout& l, const std::vector<Row>& rows,
@@ -258,23 +278,7 @@ std::string encode_rows(const TableLayout& l, const std::vector<Row>& rows,
                                     std::to_string(l.columns.size()) + " columns of " + l.name);
     }
     for (std::size_t i = 0; i < l.columns.size(); ++i) {
-      const MappedColumn& m = l.columns[i];
-      const Datum& d = r.values[i];
-      if (d.kind == Datum::Kind::UnchangedToast) {
-        throw InvalidField("row", "an unchanged TOAST value must be filled before writing");
-      }
-      if (m.conversion == Conversion::Array) {
-        if (d.is_null()) {
-          out += "[]";
-        } else {
-          std::size_t at = 0;
-          out += array_literal(d.text, at, m);
-        }
-      } else if (d.is_null()) {
-        out += "\\N";
-      } else {
-        escape_tsv(out, convert(m.conversion, d.text));
-      }
+      encode_value(out, l.columns[i], r.values[i]);
       out += '\t';
     }
     out += std::to_string(r.version);
@@ -297,6 +301,80 @@ std::uint64_t insert(Client& client, const TableLayout& l, const std::vector<Row
   client.query(sql, encode_rows(l, rows, now));
   return rows.size();
 }
+
+Reconciliation reconcile(Client& client, const TableLayout& l, const std::vector<Row>& rows) {
+  std::vector<std::size_t> key_at;
+  for (const auto& k : l.order_by) {
+    for (std::size_t i = 0; i < l.columns.size(); ++i) {
+      if (l.columns[i].name == k) key_at.push_back(i);
+    }
+  }
+  if (key_at.size() != l.order_by.size()) {
+    throw InvalidField("layout", "a key column of " + l.name + " is not among its columns");
+  }
+  // Each key's newest version among the rows: what the FINAL view must show for it at least.
+  std::unordered_map<std::string, std::uint64_t> newest;
+  std::string key;
+  for (const Row& r : rows) {
+    key.clear();
+    for (std::size_t i : key_at) {
+      if (i >= r.values.size()) throw InvalidField("row", "too few values for " + l.name);
+      encode_value(key, l.columns[i], r.values[i]);
+      key += '\t';
+    }
+    auto [it, added] = newest.try_emplace(key, r.version);
+    if (!added) it->second = std::max(it->second, r.version);
+  }
+  Reconciliation out;
+  out.keys = newest.size();
+  if (newest.empty()) return out;
+  ExternalTable keys{"clickpipe_keys", "", {}};
+  for (std::size_t k = 0; k < key_at.size(); ++k)
+    keys.structure += "k" + std::to_string(k) + " String, ";
+  keys.structure += "expected UInt64";
+  for (const auto& [k, v] : newest) {
+    keys.tsv += k;
+    keys.tsv += std::to_string(v);
+    keys.tsv += '\n';
+  }
+  // Keys travel as text and are cast to the column types on the server, so a key compares the
+  // way the insert stored it (and types like Decimal(12, 3) need not be spelled in the structure).
+  std::string cols, casts, aliases, alias_list, join_side;
+  for (std::size_t k = 0; k < key_at.size(); ++k) {
+    const MappedColumn& m = l.columns[key_at[k]];
+    const std::string alias = "`_clickpipe_k" + std::to_string(k) + "`";
+    const std::string cast = "CAST(k" + std::to_string(k) + " AS " + m.type + ")";
+    cols += (k ? ", " : "") + quote(m.name);
+    casts += (k ? ", " : "") + cast;
+    aliases += quote(m.name) + " AS " + alias + ", ";
+    alias_list += (k ? ", " : "") + alias;
+    join_side += cast + " AS " + alias + ", ";
+  }
+  const std::string sql = "SELECT count() FROM (SELECT " + aliases +
+                          "`_version` AS `_clickpipe_v` FROM " + quote(client.settings().database) +
+                          "." + quote(l.name) + " FINAL WHERE (" + cols + ") IN (SELECT " + casts +
+                          " FROM clickpipe_keys)) ANY INNER JOIN (SELECT " + join_side +
+                          "expected AS `_clickpipe_expected` FROM clickpipe_keys) USING (" +
+                          alias_list + ") WHERE `_clickpipe_v` >= `_clickpipe_expected`";
+  const std::string answer = client.query(sql, keys);
+  out.landed = std::strtoull(answer.c_str(), nullptr, 10);
+  return out;
+}
+
+std::uint64_t insert_reconciled(Client& client, const TableLayout& l,
+                                const std::vector<Row>& rows) {
+  insert(client, l, rows);
+  const Reconciliation r = reconcile(client, l, rows);
+  if (!r.complete()) throw RowsMissing(l.name, r);
+  return rows.size();
+}
+
+RowsMissing::RowsMissing(const std::string& table, Reconciliation r)
+    : TransientError("ClickHouse accepted an insert into " + table + " but its FINAL view holds " +
+                     std::to_string(r.landed) + " of the " + std::to_string(r.keys) +
+                     " keys written at their versions: rows were dropped; the batch is sent "
+                     "again"),
+      reconciliation_(r) {}
 
 std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,
                                                                 const TableLayout& l) {

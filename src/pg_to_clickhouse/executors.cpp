@@ -29,6 +29,15 @@ postgres::Connection source(const Config& c) {
   return conn;
 }
 
+void write(const Config& c, Client& ch, const TableLayout& l,
+           const std::vector<clickhouse::Row>& rows) {
+  if (c.reconcile) {
+    clickhouse::insert_reconciled(ch, l, rows);
+  } else {
+    clickhouse::insert(ch, l, rows);
+  }
+}
+
 TableLayout layout(Client& ch, const TableDefinition& def, bool resync = false) {
   return clickhouse::layout_for(def, destination_table(def.table) + (resync ? "_resync" : ""),
                                 ch.version());
@@ -168,7 +177,7 @@ class SnapshotCopier final : public clickpipe::SnapshotCopier {
       std::vector<clickhouse::Row> out;
       out.reserve(rows.size());
       for (auto& v : rows) out.push_back(clickhouse::Row{std::move(v), 0, false});  // below CDC
-      clickhouse::insert(ch, l, out);
+      write(c_, ch, l, out);
       ctx.progress.rows_copied(table.table, partition.index, out.size());
     };
     auto stopped = [&] { return ctx.stop_requested(); };
@@ -224,7 +233,7 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   void apply(const CdcBatch& batch, ExecContext&) override {
     std::map<TableRef, std::vector<clickhouse::Row>> rows;
     auto flush = [&] {
-      for (auto& [t, r] : rows) clickhouse::insert(*ch_, layouts_.at(t).second, r);
+      for (auto& [t, r] : rows) write(c_, *ch_, layouts_.at(t).second, r);
       rows.clear();
     };
     for (const Change& c : batch.changes) {

@@ -55,6 +55,15 @@ struct ServerVersion {
   bool has_date32() const noexcept { return major > 21 || (major == 21 && minor >= 9); }
 };
 
+// A table sent along with a query (ClickHouse's "external data"): the query reads it by `name`.
+// Columns are named and typed in `structure` ("a String, b UInt64": names and types must not
+// contain spaces or commas, as ClickHouse splits the structure on them).
+struct ExternalTable {
+  std::string name;
+  std::string structure;
+  std::string tsv;  // the rows, TabSeparated
+};
+
 // Not thread-safe: one client per thread (each keeps its own connection).
 class Client {
  public:
@@ -66,11 +75,16 @@ class Client {
   // Runs `sql` (the query goes in the body; `data`, when given, follows it on a new line as for
   // INSERT ... FORMAT). Returns the response body; throws a classified error.
   std::string query(std::string_view sql, std::string_view data = {});
+  // Runs `sql` (a SELECT) with `table` uploaded next to it; errors as for query().
+  std::string query(std::string_view sql, const ExternalTable& table);
   // The server's version, asked once and remembered.
   ServerVersion version();
   const ClientSettings& settings() const noexcept { return settings_; }
 
  private:
+  struct Body;
+  std::string perform(const std::string& url_params, const Body& body);
+
   ClientSettings settings_;
   void* curl_;
   std::optional<ServerVersion> version_;

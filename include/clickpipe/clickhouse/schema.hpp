@@ -69,6 +69,34 @@ std::string encode_rows(const TableLayout& layout, const std::vector<Row>& rows,
 // unknown outcome leaves the FINAL view as it is (same versions).
 std::uint64_t insert(Client& client, const TableLayout& layout, const std::vector<Row>& rows);
 
+// What ClickHouse holds for the keys of some rows just written: `keys` distinct keys were
+// written; `landed` of them show, in the FINAL view, the newest version written for them or a
+// newer one. A destination that answered an insert with success but kept fewer rows shows up as
+// landed < keys. (ClickHouse 18.16 reports no written-row count for an HTTP insert, so the rows
+// are counted back; the keys travel as external data, never spliced into SQL.)
+struct Reconciliation {
+  std::uint64_t keys = 0;
+  std::uint64_t landed = 0;
+  bool complete() const noexcept { return landed == keys; }
+};
+Reconciliation reconcile(Client& client, const TableLayout& layout, const std::vector<Row>& rows);
+
+// The rows of an insert that ClickHouse accepted are not all there. Transient: sending the batch
+// again is safe (same versions), and a destination that keeps dropping rows keeps the pipe from
+// confirming anything past them.
+class RowsMissing : public TransientError {
+ public:
+  RowsMissing(const std::string& table, Reconciliation r);
+  const Reconciliation& reconciliation() const noexcept { return reconciliation_; }
+
+ private:
+  Reconciliation reconciliation_;
+};
+
+// insert() then reconcile(); throws RowsMissing when rows are missing.
+std::uint64_t insert_reconciled(Client& client, const TableLayout& layout,
+                                const std::vector<Row>& rows);
+
 // The table as ClickHouse's FINAL view shows it, without deleted rows, ordered by the key: each
 // row's columns as ClickHouse prints them (TabSeparated, unescaped; nullopt for NULL).
 std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,

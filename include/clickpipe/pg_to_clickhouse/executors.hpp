@@ -16,6 +16,9 @@ struct Config {
   clickhouse::ClientSettings destination;
   // Names the slot and the publication "clickpipe_<pipe id>".
   std::string pipe_id;
+  // After every insert, count the rows back (clickhouse::reconcile) and send the batch again
+  // when ClickHouse holds fewer than it accepted. Costs one keyed FINAL read per insert.
+  bool reconcile = true;
 };
 
 // The ClickHouse table a source table lands in: its name, prefixed with the schema unless public.
