@@ -17,6 +17,8 @@
 #include <clickpipe/testing/faults.hpp>
 #include <clickpipe/testing/memory_executors.hpp>
 
+#include "checks.hpp"
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -41,22 +43,12 @@ TableDefinition def(const std::string& name) {
 }
 Values row(long id, const std::string& v) { return {Datum::of(std::to_string(id)), Datum::of(v)}; }
 
-std::string read(const std::string& name) {
-  std::ifstream in(dir + "/" + name);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-// Whole or not at all, even when killed mid-way.
+crash::Dir shared;
+std::string read(const std::string& name) { return shared.read(name); }
 void write_atomically(const std::string& name, const std::string& text) {
-  const std::string tmp = dir + "/" + name + ".tmp";
-  std::ofstream(tmp, std::ios::trunc) << text;
-  fs::rename(tmp, dir + "/" + name);
+  shared.write(name, text);
 }
-void violation(const std::string& what) {
-  std::ofstream(dir + "/violations", std::ios::app) << what << "\n";
-  std::fprintf(stderr, "VIOLATION: %s\n", what.c_str());
-}
+void violation(const std::string& what) { shared.violation(what); }
 
 std::shared_ptr<spdlog::logger> quiet() {
   return std::make_shared<spdlog::logger>("crash", std::make_shared<spdlog::sinks::null_sink_mt>());
@@ -75,57 +67,6 @@ Settings settings() {
     r->max_backoff = 100ms;
   }
   return s;
-}
-
-// Copies of partitions that the store already held as done when this process started.
-class DonePartitionGuard final : public SnapshotCopier {
- public:
-  DonePartitionGuard(std::shared_ptr<SnapshotCopier> inner, std::set<std::string> done)
-      : inner_(std::move(inner)), done_(std::move(done)) {}
-  std::optional<SlotInfo> begin(std::span<const TableDefinition> t, bool keep,
-                                ExecContext& ctx) override {
-    return inner_->begin(t, keep, ctx);
-  }
-  std::vector<Partition> plan_partitions(const TableDefinition& t, ExecContext& ctx) override {
-    return inner_->plan_partitions(t, ctx);
-  }
-  std::uint64_t copy_partition(const TableDefinition& t, const Partition& p, TableTarget target,
-                               ExecContext& ctx) override {
-    const std::string key = ctx.pipe_id + "/" + t.table.qualified() + "#" + std::to_string(p.index);
-    if (done_.count(key)) violation("partition copied again after it was saved done: " + key);
-    return inner_->copy_partition(t, p, target, ctx);
-  }
-  void end(ExecContext& ctx) override { inner_->end(ctx); }
-
- private:
-  std::shared_ptr<SnapshotCopier> inner_;
-  std::set<std::string> done_;
-};
-
-// Every saved history must be a chain of rows of the transition table ending in the state.
-void check_saved_records(const LoadResult& loaded, std::set<std::string>& done) {
-  for (const auto& b : loaded.broken) violation("broken record " + b.name + ": " + b.reason);
-  for (const PipeRecord& r : loaded.records) {
-    State at = r.history.empty() ? State::Provisioning : r.history.front().from;
-    for (const HistoryEntry& h : r.history) {
-      bool row = false;
-      for (const Row& t : transition_table()) {
-        row = row || (t.from == h.from && t.trigger == h.trigger && t.to == h.to);
-      }
-      if (!row || h.from != at) {
-        violation(fmt::format("pipe {}: saved history has {} -[{}]-> {} after {}", r.id, h.from,
-                              h.trigger, h.to, at));
-      }
-      at = h.to;
-    }
-    if (at != r.lifecycle.state()) {
-      violation(fmt::format("pipe {}: saved state {} but history ends in {}", r.id,
-                            r.lifecycle.state(), at));
-    }
-    for (const auto& l : r.load) {
-      for (auto i : l.done) done.insert(r.id + "/" + l.table.qualified() + "#" + std::to_string(i));
-    }
-  }
 }
 
 struct World {
@@ -173,8 +114,7 @@ void ensure_pipes(PipeService& service) {
 std::unique_ptr<PipeService> open_service(World& w, PipeService*& handle,
                                           std::shared_ptr<Watcher> watcher) {
   std::shared_ptr<StateStore> store = FileStore::open(dir + "/store");
-  std::set<std::string> done;
-  check_saved_records(store->load_all(), done);
+  const std::set<std::string> done = crash::check_saved_records(store->load_all(), shared);
   auto faults = std::make_shared<testing::FaultPlan>();
   faults->delay(testing::op::copy_partition, 15ms);  // a load long enough to be killed in
   PipeService::Options o;
@@ -184,11 +124,12 @@ std::unique_ptr<PipeService> open_service(World& w, PipeService*& handle,
   o.executors = [&w, faults, done](const std::string& id, Mode) {
     const std::string slot = testing::MemoryWorld::slot_name(id);
     auto service = std::make_shared<testing::MemoryService>(0ms);
-    Executors ex{std::make_shared<testing::MemoryProvisioner>(service),
-                 std::make_shared<testing::MemoryTableSetup>(w.source, w.dest, slot),
-                 std::make_shared<DonePartitionGuard>(
-                     std::make_shared<testing::MemorySnapshotCopier>(w.source, w.dest, slot), done),
-                 std::make_shared<testing::MemoryCdcStreamer>(w.source, w.dest, slot)};
+    Executors ex{
+        std::make_shared<testing::MemoryProvisioner>(service),
+        std::make_shared<testing::MemoryTableSetup>(w.source, w.dest, slot),
+        std::make_shared<crash::DonePartitionGuard>(
+            std::make_shared<testing::MemorySnapshotCopier>(w.source, w.dest, slot), done, shared),
+        std::make_shared<testing::MemoryCdcStreamer>(w.source, w.dest, slot)};
     return testing::with_faults(ex, faults);
   };
   auto service = std::make_unique<PipeService>(o);
@@ -311,6 +252,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   dir = argv[1];
+  shared.path = dir;
   spdlog::set_level(spdlog::level::off);
   const std::string mode = argv[2];
   if (mode == "init") return init();

@@ -1,0 +1,221 @@
+// Kill tests on the real servers: a pipe from PostgreSQL to ClickHouse runs in a helper process
+// (pg_crash_helper) that is killed with SIGKILL at seeded points — by this test at random moments,
+// or by itself right after rows reached ClickHouse and before the checkpoint, or after the
+// checkpoint and before the LSN confirmation — in the initial load and in CDC, while this test
+// keeps writing to the source tables. After the last kill the pipe must catch up and ClickHouse
+// FINAL must equal PostgreSQL (row count and checksum of all columns), with no partition saved
+// done copied again, no return to Snapshot after Running, and every saved history legal.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "../servers.hpp"
+#include "checks.hpp"
+#include "clickpipe/postgres/connection.hpp"
+
+extern char** environ;
+
+namespace clickpipe {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr int kSeeds = 3;
+constexpr int kKillsPerSeed = 8;  // 3 in the initial load, 5 in CDC
+
+pid_t spawn(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  return pid;
+}
+
+// The exit status, or nullopt if the process is still running after `timeout`.
+std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+struct KillOnExit {
+  pid_t pid;
+  ~KillOnExit() {
+    if (::kill(pid, 0) == 0) {
+      ::kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+bool wait_file(const crash::Dir& d, const std::string& name, const std::string& value,
+               std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (d.read(name) != value) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+// Writes to the source tables until stopped: inserts, updates (some with a large value that
+// PostgreSQL keeps out of line, so later updates send it as unchanged TOAST), key changes and
+// deletes, one to four statements per transaction.
+class Writer {
+ public:
+  Writer(std::vector<std::string> tables, unsigned seed)
+      : tables_(std::move(tables)), seed_(seed), thread_([this] { loop(); }) {}
+  ~Writer() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  long transactions() const { return transactions_; }
+
+ private:
+  void loop() {
+    postgres::Connection pg = postgres::Connection::open(test::postgres_settings());
+    std::mt19937_64 rng(seed_);
+    long next = 1'000'000;
+    const std::string texts[] = {"plain",          "tab\there", "new\nline", "quote ' \" \\ back",
+                                 "unicode ü 日本", ""};
+    while (!stop_) {
+      pg.exec("BEGIN");
+      for (int s = 0, n = 1 + static_cast<int>(rng() % 4); s < n; ++s) {
+        const std::string t = tables_[rng() % tables_.size()];
+        const std::string some = std::to_string(rng() % 20000);
+        switch (rng() % 10) {
+          case 0:
+          case 1:
+          case 2:
+            pg.exec("INSERT INTO " + t + " (id, v, n, amount) VALUES ($1, $2, $3, $4)",
+                    {std::to_string(next++), texts[rng() % 6], std::to_string(rng() % 1000),
+                     std::to_string(rng() % 100000) + ".25"});
+            break;
+          case 3:
+          case 4:
+          case 5:
+            pg.exec("UPDATE " + t + " SET v = $1, n = n + 1 WHERE id = $2",
+                    {texts[rng() % 6] + std::to_string(rng() % 99), some});
+            break;
+          case 6:
+            pg.exec("UPDATE " + t + " SET doc = repeat(md5(random()::text), 90) WHERE id = $1",
+                    {some});
+            break;
+          case 7:
+            pg.exec("UPDATE " + t + " SET id = $1 WHERE id = $2", {std::to_string(next++), some});
+            break;
+          default: pg.exec("DELETE FROM " + t + " WHERE id = $1", {some});
+        }
+      }
+      pg.exec("COMMIT");
+      ++transactions_;
+      std::this_thread::sleep_for(2ms);
+    }
+  }
+
+  std::vector<std::string> tables_;
+  unsigned seed_;
+  std::atomic<bool> stop_{false};
+  std::atomic<long> transactions_{0};
+  std::thread thread_;
+};
+
+class KillOnRealServers : public ::testing::TestWithParam<int> {};
+
+TEST_P(KillOnRealServers, CatchesUpEqualWithNothingCopiedTwice) {
+  const int seed = GetParam();
+  const std::string tag = std::to_string(::getpid()) + "_" + std::to_string(seed);
+  const crash::Dir dir{(fs::temp_directory_path() / ("clickpipe-pgcrash-" + tag)).string()};
+  fs::remove_all(dir.path);
+  fs::create_directories(dir.path);
+  const std::vector<std::string> tables = {"kill_orders_" + tag, "kill_users_" + tag};
+  {
+    postgres::Connection pg = postgres::Connection::open(test::postgres_settings());
+    for (const auto& [t, rows] : {std::pair{tables[0], 60000}, std::pair{tables[1], 15000}}) {
+      pg.exec("CREATE TABLE " + t +
+              " (id int8 PRIMARY KEY, v text, n int4 NOT NULL, amount numeric(12, 2), doc text)");
+      pg.exec("INSERT INTO " + t + " SELECT g, 'row ' || g, g % 97, g * 0.25, NULL " +
+              "FROM generate_series(1, " + std::to_string(rows) + ") g");
+      pg.exec("ANALYZE " + t);
+    }
+  }
+  dir.write("pipe", "kill_" + tag);
+  dir.write("tables", tables[0] + "\n" + tables[1] + "\n");
+  const std::string helper = CLICKPIPE_PG_CRASH_HELPER;
+
+  Writer writer(tables, static_cast<unsigned>(seed));
+  std::mt19937 rng(static_cast<unsigned>(seed));
+  std::map<std::string, int> killed_at;  // "<state> by <point>" -> kills
+  int kills = 0, in_snapshot = 0, in_running = 0;
+  for (int k = 0; k < kKillsPerSeed; ++k) {
+    // The first kills land in the initial load: at a random moment, or right after a
+    // partition's rows reached ClickHouse. Later ones wait for CDC and pick any point.
+    std::string point = "none";
+    const bool load = k < 3;
+    if (load) {
+      point = k == 1 ? "none" : "copied";
+    } else {
+      const char* points[] = {"none", "applied", "confirming"};
+      point = points[(k + seed) % 3];
+    }
+    const int nth = 1 + static_cast<int>(rng() % 4);
+    const pid_t pid = spawn({helper, dir.path, "run", point, std::to_string(nth)});
+    ASSERT_GT(pid, 0);
+    KillOnExit guard{pid};  // a failed assertion must not leave the helper running
+    ASSERT_TRUE(wait_file(dir, "started", std::to_string(pid), 60s)) << "the helper did not start";
+    if (!load) ASSERT_TRUE(wait_file(dir, "state", "Running", 120s)) << dir.read("state");
+    if (point == "none") {
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(load ? 200 + rng() % 500 : rng() % 800));
+      ::kill(pid, SIGKILL);
+    }
+    std::optional<int> rc = wait_exit(pid, 60s);
+    if (!rc) {  // the point was not reached in time: kill it here instead
+      ::kill(pid, SIGKILL);
+      rc = wait_exit(pid, 10s);
+      point += " (late)";
+    }
+    ASSERT_EQ(rc, 128 + SIGKILL) << "the helper ended without being killed: "
+                                 << dir.read("violations");
+    const std::string state = dir.read("state");
+    ++killed_at[state + " by " + point];
+    ++kills;
+    in_snapshot += state == "Snapshot";
+    in_running += state == "Running";
+  }
+  writer.stop();
+  for (const auto& [where, n] : killed_at) std::printf("  killed %d x in %s\n", n, where.c_str());
+  std::printf("  %ld source transactions written during the kills\n", writer.transactions());
+  EXPECT_EQ(kills, kKillsPerSeed);
+  EXPECT_GE(in_snapshot, 2) << "kills must land in the initial load";
+  EXPECT_GE(in_running, 4) << "kills must land in CDC";
+
+  const pid_t v = spawn({helper, dir.path, "verify"});
+  ASSERT_GT(v, 0);
+  KillOnExit verify_guard{v};
+  EXPECT_EQ(wait_exit(v, 300s), 0) << dir.read("violations");
+  fs::remove_all(dir.path);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, KillOnRealServers, ::testing::Range(1, kSeeds + 1));
+
+}  // namespace
+}  // namespace clickpipe
