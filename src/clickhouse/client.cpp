@@ -4,6 +4,8 @@
 #include <strings.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <regex>
@@ -89,7 +91,45 @@ Client::~Client() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 struct Client::Body {
   std::string_view text;
   const ExternalTable* table = nullptr;
+  const Producer* produce = nullptr;
 };
+
+namespace {
+
+// Feeds libcurl from a Producer, a piece at a time; the Producer is called only once the previous
+// piece was handed over whole.
+struct Stream {
+  const Client::Producer& produce;
+  std::string pending;
+  std::size_t at = 0;
+  bool more = true;
+  std::exception_ptr failure;
+
+  static std::size_t read(char* to, std::size_t size, std::size_t n, void* self) {
+    auto& s = *static_cast<Stream*>(self);
+    try {
+      while (s.at == s.pending.size() && s.more) {
+        s.pending.clear();
+        s.at = 0;
+        s.more = s.produce(s.pending);
+      }
+    } catch (...) {
+      // Everything sent so far is whole rows. End the body with an empty line, which no table
+      // can parse, so that ClickHouse refuses the whole insert instead of storing the rows it
+      // got (as it does when the connection just drops).
+      s.failure = std::current_exception();
+      s.pending = "\n";
+      s.at = 0;
+      s.more = false;
+    }
+    const std::size_t k = std::min(size * n, s.pending.size() - s.at);
+    std::memcpy(to, s.pending.data() + s.at, k);
+    s.at += k;
+    return k;  // 0 once everything was sent
+  }
+};
+
+}  // namespace
 
 std::string Client::query(std::string_view sql, std::string_view data) {
   std::string body(sql);
@@ -115,6 +155,10 @@ std::string Client::query(std::string_view sql, const ExternalTable& table) {
   return perform(params, Body{{}, &table});
 }
 
+std::string Client::query_streamed(std::string_view sql, const Producer& produce) {
+  return perform("", Body{sql, nullptr, &produce});  // the query leads the body, then the data
+}
+
 std::string Client::perform(const std::string& url_params, const Body& body) {
   CURL* c = static_cast<CURL*>(curl_);
   curl_easy_reset(c);  // keeps the connection cache: the connection is reused
@@ -133,7 +177,15 @@ std::string Client::perform(const std::string& url_params, const Body& body) {
   curl_mime* form = nullptr;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  if (body.table) {
+  std::optional<Stream> stream;
+  if (body.produce) {
+    stream.emplace(Stream{*body.produce, std::string(body.text) + "\n"});
+    headers = curl_slist_append(headers, "Transfer-Encoding: chunked");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, Stream::read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &*stream);
+  } else if (body.table) {
     form = curl_mime_init(c);
     curl_mimepart* part = curl_mime_addpart(form);
     curl_mime_name(part, body.table->name.c_str());
@@ -162,6 +214,7 @@ std::string Client::perform(const std::string& url_params, const Body& body) {
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(headers);
   curl_mime_free(form);
+  if (stream && stream->failure) std::rethrow_exception(stream->failure);
 
   const std::string what = "ClickHouse at " + settings_.describe();
   if (rc != CURLE_OK) {

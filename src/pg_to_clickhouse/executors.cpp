@@ -173,20 +173,12 @@ class SnapshotCopier final : public clickpipe::SnapshotCopier {
     postgres::Connection conn = source(c_);
     Client ch(c_.destination);
     const TableLayout l = layout(ch, table, target == TableTarget::Resync);
-    auto sink = [&](std::vector<Values>&& rows) {
-      std::vector<clickhouse::Row> out;
-      out.reserve(rows.size());
-      for (auto& v : rows) out.push_back(clickhouse::Row{std::move(v), 0, false});  // below CDC
-      write(c_, ch, l, out);
-      ctx.progress.rows_copied(table.table, partition.index, out.size());
-    };
-    auto stopped = [&] { return ctx.stop_requested(); };
     try {
-      return postgres::copy_partition(conn, table, partition, snapshot, sink, 50000, stopped);
+      return stream(conn, ch, table, l, partition, snapshot, ctx);
     } catch (const postgres::SnapshotGone&) {
       // After a restart the exported snapshot is gone: a fresh one is correct, CDC replays
       // everything after the slot's consistent point with higher versions.
-      return postgres::copy_partition(conn, table, partition, "", sink, 50000, stopped);
+      return stream(conn, ch, table, l, partition, "", ctx);
     }
   }
 
@@ -197,6 +189,37 @@ class SnapshotCopier final : public clickpipe::SnapshotCopier {
   }
 
  private:
+  // Streams the partition from COPY into ClickHouse inserts of at most kRowsPerInsert rows, each
+  // counted back before its rows are reported: PostgreSQL, this thread and ClickHouse work at
+  // the same time, and values needing no conversion are never decoded.
+  std::uint64_t stream(postgres::Connection& conn, Client& ch, const TableDefinition& table,
+                       const TableLayout& l, const Partition& partition,
+                       const std::string& snapshot, ExecContext& ctx) {
+    constexpr std::uint64_t kRowsPerInsert = 1000000;
+    postgres::CopyOut copy(conn, table, partition, snapshot);
+    clickhouse::CopyTextEncoder encoder(l, 0, c_.reconcile);  // version 0: below all CDC
+    const std::string sql = encoder.insert_sql(c_.destination.database);
+    std::optional<std::string_view> line = copy.next();
+    while (line) {
+      std::uint64_t rows = 0;
+      ch.query_streamed(sql, [&](std::string& piece) {
+        ctx.throw_if_stopped();
+        while (line && piece.size() < (1u << 20) && rows < kRowsPerInsert) {
+          encoder.add(*line, piece);
+          ++rows;
+          line = copy.next();
+        }
+        return line.has_value() && rows < kRowsPerInsert;
+      });
+      if (c_.reconcile) {
+        const clickhouse::Reconciliation r = encoder.reconcile(ch);
+        if (!r.complete()) throw clickhouse::RowsMissing(l.name, r);
+      }
+      ctx.progress.rows_copied(table.table, partition.index, rows);
+    }
+    return copy.rows();
+  }
+
   Config c_;
   std::mutex mu_;
   std::optional<postgres::Connection> holder_;

@@ -120,10 +120,9 @@ Values decode_copy_line(std::string_view line, std::size_t expected_columns) {
   return out;
 }
 
-std::uint64_t copy_partition(Connection& conn, const TableDefinition& table,
-                             const Partition& partition, const std::string& snapshot,
-                             const RowBatchSink& sink, std::size_t batch_rows,
-                             const std::function<bool()>& stopped) {
+CopyOut::CopyOut(Connection& conn, const TableDefinition& table, const Partition& partition,
+                 const std::string& snapshot)
+    : conn_(conn), what_(table.table.qualified()) {
   conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   if (!snapshot.empty()) {
     try {
@@ -141,48 +140,72 @@ std::uint64_t copy_partition(Connection& conn, const TableDefinition& table,
   if (!partition.end.empty()) {
     where += (where.empty() ? "" : " AND ") + ("ctid < '(" + partition.end + ",0)'::tid");
   }
-  const std::string sql = "COPY (SELECT " + cols + " FROM " + qualified(conn, table.table) +
-                          (where.empty() ? "" : " WHERE " + where) + ") TO STDOUT";
-  conn.exec(sql);
-  std::uint64_t rows = 0;
+  conn.exec("COPY (SELECT " + cols + " FROM " + qualified(conn, table.table) +
+            (where.empty() ? "" : " WHERE " + where) + ") TO STDOUT");
+}
+
+CopyOut::~CopyOut() {
+  release();
+  if (!done_) {
+    // Abandoned half-way: cancel the COPY and leave the connection usable.
+    PQrequestCancel(conn_.raw());
+    char* buf = nullptr;
+    while (PQgetCopyData(conn_.raw(), &buf, 0) >= 0) PQfreemem(buf);
+    while (PGresult* r = PQgetResult(conn_.raw())) PQclear(r);
+    try {
+      conn_.exec("ROLLBACK");
+    } catch (const Error&) {  // the connection is closed by its owner anyway
+    }
+  }
+}
+
+void CopyOut::release() {
+  if (buf_) PQfreemem(buf_);
+  buf_ = nullptr;
+}
+
+std::optional<std::string_view> CopyOut::next() {
+  release();
+  if (done_) return std::nullopt;
+  const int n = PQgetCopyData(conn_.raw(), &buf_, 0);
+  if (n >= 0) {
+    ++rows_;
+    std::string_view line(buf_, static_cast<std::size_t>(n));
+    if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+    return line;
+  }
+  done_ = true;
+  if (n == -2) throw_pg_error("COPY of " + what_ + " failed: " + conn_.error_message(), "");
+  Result end(PQgetResult(conn_.raw()));
+  if (PQresultStatus(end.raw()) != PGRES_COMMAND_OK) {
+    const char* state = PQresultErrorField(end.raw(), PG_DIAG_SQLSTATE);
+    const std::string sqlstate = state ? state : "";
+    while (PGresult* more = PQgetResult(conn_.raw())) PQclear(more);
+    conn_.exec("ROLLBACK");
+    throw_pg_error("COPY of " + what_ + " failed: " + conn_.error_message(), sqlstate);
+  }
+  while (PGresult* more = PQgetResult(conn_.raw())) PQclear(more);
+  conn_.exec("COMMIT");
+  return std::nullopt;
+}
+
+std::uint64_t copy_partition(Connection& conn, const TableDefinition& table,
+                             const Partition& partition, const std::string& snapshot,
+                             const RowBatchSink& sink, std::size_t batch_rows,
+                             const std::function<bool()>& stopped) {
+  CopyOut copy(conn, table, partition, snapshot);
   std::vector<Values> batch;
   batch.reserve(batch_rows);
-  for (;;) {
-    char* buf = nullptr;
-    const int n = PQgetCopyData(conn.raw(), &buf, 0);
-    if (n == -1) break;
-    if (n == -2) throw_pg_error("COPY failed: " + conn.error_message(), "");
-    std::string_view line(buf, static_cast<std::size_t>(n));
-    if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
-    try {
-      batch.push_back(decode_copy_line(line, table.columns.size()));
-    } catch (...) {
-      PQfreemem(buf);
-      throw;
-    }
-    PQfreemem(buf);
-    ++rows;
+  while (auto line = copy.next()) {
+    batch.push_back(decode_copy_line(*line, table.columns.size()));
     if (batch.size() >= batch_rows) {
       sink(std::move(batch));
       batch.clear();
-      if (stopped && stopped()) {
-        PQrequestCancel(conn.raw());  // the rest of the COPY is abandoned
-      }
+      if (stopped && stopped()) throw Cancelled();  // the rest of the COPY is abandoned
     }
   }
-  Result end(PQgetResult(conn.raw()));
-  if (PQresultStatus(end.raw()) != PGRES_COMMAND_OK) {
-    const char* state = PQresultErrorField(end.raw(), PG_DIAG_SQLSTATE);
-    while (PGresult* more = PQgetResult(conn.raw())) PQclear(more);
-    conn.exec("ROLLBACK");
-    if (stopped && stopped()) throw Cancelled();
-    throw_pg_error("COPY of " + table.table.qualified() + " failed: " + conn.error_message(),
-                   state ? state : "");
-  }
-  while (PGresult* more = PQgetResult(conn.raw())) PQclear(more);
   if (!batch.empty()) sink(std::move(batch));
-  conn.exec("COMMIT");
-  return rows;
+  return copy.rows();
 }
 
 }  // namespace clickpipe::postgres

@@ -173,6 +173,17 @@ TEST(ClickHouse, ReconcileMatchesCompositeKeysOfAwkwardTypes) {
   EXPECT_TRUE(reconcile(c, l, rows).complete());
 }
 
+TEST(ClickHouse, CopyTextWithTheWrongFieldCountIsRefusedAndWritesNothing) {
+  const TableLayout l = layout_for(simple(), "copy_fields", ServerVersion{18, 16});
+  CopyTextEncoder encoder(l, 0);
+  std::string out = "kept";
+  EXPECT_THROW(encoder.add("1", out), InvalidField);
+  EXPECT_THROW(encoder.add("1\tx\ty", out), InvalidField);
+  EXPECT_EQ(out, "kept");
+  encoder.add("1\tx\\ty", out);
+  EXPECT_EQ(out.substr(0, 12), "kept1\tx\\ty\t0");
+}
+
 TEST(ClickHouse, WeirdIdentifiersWork) {
   Client c(settings());
   TableDefinition def{TableRef{"public", "w"},

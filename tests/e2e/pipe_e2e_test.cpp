@@ -12,6 +12,7 @@
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 #include "clickpipe/postgres/catalog.hpp"
 #include "clickpipe/postgres/replication.hpp"
+#include "clickpipe/postgres/snapshot.hpp"
 #include "clickpipe/store/memory_store.hpp"
 #include "clickpipe/testing/helpers.hpp"
 
@@ -120,6 +121,75 @@ TEST(EndToEnd, APipeCopiesStreamsPausesResumesAndResyncs) {
   ASSERT_TRUE(testing::drive_to(pipe, State::Terminated, 30s));
   EXPECT_FALSE(postgres::slot_status(pg, pg_to_clickhouse::slot_name(id)).has_value())
       << "delete drops the slot";
+}
+
+// The initial load streams COPY text into ClickHouse, passing most values through untouched; the
+// result must be exactly what decoding every value and encoding it again gives.
+TEST(EndToEnd, StreamedCopyTextLandsExactlyLikeDecodedRows) {
+  const pg_to_clickhouse::Config cfg = config("copytext");
+  postgres::Connection pg = postgres::Connection::open(cfg.source);
+  pg.exec("SET TimeZone = 'UTC'");
+  const std::string t = "copytext_" + std::to_string(::getpid());
+  pg.exec("CREATE TABLE " + t +
+          " (id int8 PRIMARY KEY, i2 int2, d numeric(12,3), u numeric, f float8, f4 float4, "
+          "tx text, b bool, dt date, ts timestamptz, tsn timestamp, id2 uuid, j jsonb, by bytea, "
+          "arr int4[], sa text[], other interval)");
+  pg.exec("INSERT INTO " + t + R"sql( VALUES
+    (1, -32768, -123456789.123, 3.14159265358979323846, 'NaN', '-Infinity',
+     E'tab\there\nnew \\ back \x0b vt \b bs \f ff ''q'' ü 日本', true, '1999-12-31',
+     '2024-02-29 23:59:59.123456+00', '2024-01-01 00:00:00',
+     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"k": [1, "x\ty"]}',
+     E'\\x00ff0a5c09', '{1,NULL,-3}', E'{"a b",NULL,"it''s","x\\"y","t\tz"}', '1 day 02:03:04'),
+    (2, NULL, NULL, NULL, 'Infinity', 1.5, '', false, NULL, '2024-01-01 00:00:00.5+00',
+     NULL, NULL, NULL, NULL, NULL, '{}', NULL),
+    (3, 7, 0.001, -0, -1.25e-300, 0, NULL, NULL, '2000-02-29', NULL,
+     '1970-01-01 00:00:00.000001', NULL, 'null', '\x', '{}', '{""}', '-1 mons'))sql");
+  const TableRef ref{"public", t};
+  const TableDefinition def = postgres::read_definitions(pg, std::span(&ref, 1)).at(0);
+  clickhouse::Client ch(cfg.destination);
+  const auto streamed = clickhouse::layout_for(def, t + "_streamed", ch.version());
+  const auto decoded = clickhouse::layout_for(def, t + "_decoded", ch.version());
+  for (const auto& l : {streamed, decoded}) ch.query(clickhouse::create_table_sql(l, "default"));
+
+  {
+    postgres::CopyOut copy(pg, def, Partition{}, "");
+    clickhouse::CopyTextEncoder encoder(streamed, 0);
+    std::optional<std::string_view> line = copy.next();
+    ch.query_streamed(encoder.insert_sql("default"), [&](std::string& piece) {
+      for (; line; line = copy.next()) encoder.add(*line, piece);
+      return false;
+    });
+    EXPECT_TRUE(encoder.reconcile(ch).complete());
+  }
+  postgres::copy_partition(pg, def, Partition{}, "", [&](std::vector<Values>&& rows) {
+    std::vector<clickhouse::Row> out;
+    for (auto& v : rows) out.push_back(clickhouse::Row{std::move(v), 0, false});
+    clickhouse::insert(ch, decoded, out);
+  });
+  const auto want = clickhouse::read_final(ch, decoded);
+  ASSERT_EQ(want.size(), 3u);
+  EXPECT_EQ(clickhouse::read_final(ch, streamed), want);
+}
+
+TEST(EndToEnd, AStreamedInsertThatFailsMidwayReportsTheSourceError) {
+  const pg_to_clickhouse::Config cfg = config("midway");
+  clickhouse::Client ch(cfg.destination);
+  const TableDefinition def{
+      TableRef{"public", "midway"}, {Column{"id", "int8", 20, -1, false, 0}}, {"id"}};
+  const auto l = clickhouse::layout_for(def, "midway_" + std::to_string(::getpid()), ch.version());
+  ch.query(clickhouse::create_table_sql(l, "default"));
+  clickhouse::CopyTextEncoder encoder(l, 0);
+  int pieces = 0;
+  EXPECT_THROW(ch.query_streamed(encoder.insert_sql("default"),
+                                 [&](std::string& piece) {
+                                   if (++pieces == 3) throw TransientError("source went away");
+                                   encoder.add(std::to_string(pieces), piece);
+                                   return true;
+                                 }),
+               TransientError);
+  EXPECT_EQ(ch.query("SELECT count() FROM " + clickhouse::quote(l.name)), "0\n")
+      << "an aborted insert stores nothing";
+  EXPECT_EQ(ch.query("SELECT 1"), "1\n") << "the client is usable afterwards";
 }
 
 }  // namespace

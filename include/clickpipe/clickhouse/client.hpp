@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,13 @@ class Client {
   std::string query(std::string_view sql, std::string_view data = {});
   // Runs `sql` (a SELECT) with `table` uploaded next to it; errors as for query().
   std::string query(std::string_view sql, const ExternalTable& table);
+  // Runs `sql` (an INSERT ... FORMAT TabSeparated) with its data streamed: `produce` appends
+  // the next piece of the body (whole rows) to its argument and returns false once that piece
+  // was the last. Anything `produce` throws ends the body with a line ClickHouse cannot parse, so
+  // the insert is refused rather than stored in part, and is rethrown here; other errors as for
+  // query().
+  using Producer = std::function<bool(std::string& piece)>;
+  std::string query_streamed(std::string_view sql, const Producer& produce);
   // The server's version, asked once and remembered.
   ServerVersion version();
   const ClientSettings& settings() const noexcept { return settings_; }

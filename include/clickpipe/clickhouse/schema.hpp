@@ -81,6 +81,33 @@ struct Reconciliation {
 };
 Reconciliation reconcile(Client& client, const TableLayout& layout, const std::vector<Row>& rows);
 
+// Rows in PostgreSQL's COPY text format turned into this layout's TabSeparated rows, all at one
+// version and not deleted (the initial load). Values that need no conversion pass through byte
+// for byte: COPY's text escaping is TabSeparated's. The others are decoded and converted as
+// encode_rows() does. Keeps the keys of the rows added since the last reconcile(); the rows of
+// one COPY have distinct keys. Not thread-safe.
+class CopyTextEncoder {
+ public:
+  // Without `keep_keys`, reconcile() is not available and no keys are kept.
+  CopyTextEncoder(TableLayout layout, std::uint64_t version, bool keep_keys = true);
+  // Appends `line`'s row to `out`. Throws InvalidField when the field count is wrong.
+  void add(std::string_view line, std::string& out);
+  // Counts back the rows added since the last call (as reconcile() does) and forgets them.
+  Reconciliation reconcile(Client& client);
+  // "INSERT INTO db.table (columns..., _version, _is_deleted, _synced_at) FORMAT TabSeparated"
+  std::string insert_sql(const std::string& database) const;
+
+ private:
+  TableLayout layout_;
+  std::vector<bool> key_;  // per column: part of the key
+  std::string tail_;       // "\t<version>\t0\t<synced_at>\n"
+  std::string version_;
+  std::string keys_;  // TabSeparated: key columns, then the version
+  std::uint64_t key_rows_ = 0;
+  bool keep_keys_;
+  std::string field_;
+};
+
 // The rows of an insert that ClickHouse accepted are not all there. Transient: sending the batch
 // again is safe (same versions), and a destination that keeps dropping rows keeps the pipe from
 // confirming anything past them.

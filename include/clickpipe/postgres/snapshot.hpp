@@ -32,6 +32,32 @@ class SnapshotGone : public TransientError {
   using TransientError::TransientError;
 };
 
+// One partition's rows as COPY text lines, pulled one at a time: begins a REPEATABLE READ
+// transaction (under `snapshot` when given; throws SnapshotGone when it is gone) and starts
+// COPY ... TO STDOUT. Lines keep PostgreSQL's escaping, which is ClickHouse's TabSeparated
+// escaping too, so most values can pass through untouched. Destroying it before the end cancels
+// the COPY. Not thread-safe.
+class CopyOut {
+ public:
+  CopyOut(Connection& conn, const TableDefinition& table, const Partition& partition,
+          const std::string& snapshot);
+  ~CopyOut();
+  CopyOut(const CopyOut&) = delete;
+  CopyOut& operator=(const CopyOut&) = delete;
+  // The next line without its newline, valid until the next call; nullopt after the last one
+  // (the transaction is committed then). Throws a classified PostgreSQL error.
+  std::optional<std::string_view> next();
+  std::uint64_t rows() const noexcept { return rows_; }
+
+ private:
+  void release();
+  Connection& conn_;
+  std::string what_;
+  char* buf_ = nullptr;
+  std::uint64_t rows_ = 0;
+  bool done_ = false;
+};
+
 using RowBatchSink = std::function<void(std::vector<Values>&& rows)>;
 
 // Reads one partition with COPY ... TO STDOUT (text) inside a REPEATABLE READ transaction, under
