@@ -111,6 +111,14 @@ double seconds_between(const PipeStatus& st, State from, State to) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// From creating the pipe to the end of Setup (Provisioning and Setup both done).
+double setup_seconds(const PipeStatus& st, TimePoint created) {
+  for (const auto& h : st.history) {
+    if (h.from == State::Setup) return std::chrono::duration<double>(h.at - created).count();
+  }
+  return 0;
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -189,7 +197,8 @@ int main(int argc, char** argv) {
   pg.exec("SET client_min_messages = warning");
   clickhouse::Client ch(base.destination);
   const std::string t = "bench_load";
-  for (const auto& slot : {"clickpipe_bench_a", "clickpipe_bench_b", "bench_theirs"})
+  for (const auto& slot :
+       {"clickpipe_bench_0", "clickpipe_bench_1", "clickpipe_bench_2", "bench_theirs"})
     postgres::drop_slot(pg, slot);
   pg.exec("DROP TABLE IF EXISTS " + t + ", bench_lag, bench_second");
   pg.exec("CREATE TABLE " + t +
@@ -213,57 +222,80 @@ int main(int argc, char** argv) {
   const TableDefinition def =
       postgres::read_definitions(pg, std::vector<TableRef>{{"public", t}}).at(0);
   const auto layout = clickhouse::layout_for(def, t, version);
-  for (const char* d : {"bench_pipeline", "bench_file"}) {
+  // Runs alternate, three rounds, medians reported: the machine's background work (merges,
+  // checkpoints) shifts single runs by 30 % here.
+  auto plain_table = [&](const char* d) {
+    ch.query(std::string("DROP TABLE IF EXISTS ") + d);
     std::string sql = fmt::format("CREATE TABLE {} (", d);
     for (const auto& c : layout.columns) sql += clickhouse::quote(c.name) + " " + c.type + ", ";
     sql.resize(sql.size() - 2);
     ch.query(sql + ") ENGINE = MergeTree ORDER BY id");
-  }
+  };
   const std::string headers = curl_headers_file();
-  const double pipeline_s = timed_shell(fmt::format(
-      "psql {} -q -c \"\\copy {} TO STDOUT\" | curl -sS --fail -H @{} -X POST -T - '{}' "
-      ">/dev/null",
-      psql_target(), t, headers, insert_url("bench_pipeline")));
   const std::string file = "/tmp/clickpipe-bench-rows.tsv";
   timed_shell(fmt::format("psql {} -q -c \"\\copy {} TO '{}'\"", psql_target(), t, file));
-  const double file_s =
-      timed_shell(fmt::format("curl -sS --fail -H @{} -X POST -T {} '{}' >/dev/null", headers, file,
-                              insert_url("bench_file")));
-  std::remove(file.c_str());
-  std::remove(headers.c_str());
-  const double pipeline_rate = double(rows) / pipeline_s, file_rate = double(rows) / file_s;
-  fmt::print("1. initial load of {} rows\n", rows);
-  fmt::print("   psql \\copy | curl          {:>10.0f} rows/s  {:6.2f} s   (baseline)\n",
-             pipeline_rate, pipeline_s);
-  fmt::print("   ClickHouse from a file     {:>10.0f} rows/s  {:6.2f} s   {:.2f}x (the ceiling)\n",
-             file_rate, file_s, pipeline_s / file_s);
-
-  std::unique_ptr<Pipe> pipe;
+  struct Variant {
+    const char* name;
+    std::size_t parallel;
+    bool reconcile;
+    std::vector<double> seconds;
+    std::uint32_t partitions = 0;
+  };
+  // The last one's pipe is kept for CDC.
+  std::vector<Variant> variants = {{"clickpipe, 1 at a time", 1, true, {}},
+                                   {"clickpipe, 2 in parallel", 2, true, {}},
+                                   {"clickpipe, 4 in parallel, no reconcile", 4, false, {}},
+                                   {"clickpipe, 4 in parallel", 4, true, {}}};
+  std::vector<double> pipeline_s, file_s;
   Settings s;
   s.rows_per_partition = 500000;
   s.sync_interval = 1000ms;
-  for (const auto& [parallel, reconcile] :
-       {std::pair{std::size_t{4}, true}, std::pair{std::size_t{4}, false},
-        std::pair{std::size_t{2}, true}, std::pair{std::size_t{1}, true}}) {
-    pg_to_clickhouse::Config cfg = config(reconcile && parallel == 4 ? "bench_a" : "bench_b");
-    cfg.reconcile = reconcile;
-    s.partitions_in_parallel = parallel;
-    ch.query("DROP TABLE IF EXISTS " + t);
-    auto p = make_pipe(cfg, {TableRef{"public", t}}, s);
-    must(p->wait_for(State::Running, 600s), "initial load");
-    const PipeStatus st = p->status();
-    const double load_s = seconds_between(st, State::Snapshot, State::Running);
-    fmt::print(
-        "   clickpipe, {} in parallel{}  {:>10.0f} rows/s  {:6.2f} s   {:.2f}x  ({} partitions)\n",
-        parallel, reconcile ? ",     " : ", no rec", double(rows) / load_s, load_s,
-        pipeline_s / load_s, st.snapshot.at(0).partitions_total);
-    if (reconcile && parallel == 4) {
-      pipe = std::move(p);  // kept for CDC
-    } else {
-      must(p->remove().accepted() && p->wait_for(State::Terminated, 60s), "delete");
+  std::unique_ptr<Pipe> pipe;  // the last 4-way reconciled load, kept for CDC
+  for (int round = 0; round < 3; ++round) {
+    plain_table("bench_pipeline");
+    pipeline_s.push_back(timed_shell(fmt::format(
+        "psql {} -q -c \"\\copy {} TO STDOUT\" | curl -sS --fail -H @{} -X POST -T - '{}' "
+        ">/dev/null",
+        psql_target(), t, headers, insert_url("bench_pipeline"))));
+    plain_table("bench_file");
+    file_s.push_back(timed_shell(fmt::format("curl -sS --fail -H @{} -X POST -T {} '{}' >/dev/null",
+                                             headers, file, insert_url("bench_file"))));
+    for (Variant& v : variants) {
+      if (round > 0 && v.parallel < 4) continue;  // once is enough to show the trend
+      pg_to_clickhouse::Config cfg = config(fmt::format("bench_{}", round));
+      cfg.reconcile = v.reconcile;
+      s.partitions_in_parallel = v.parallel;
+      if (pipe) must(pipe->remove().accepted() && pipe->wait_for(State::Terminated, 60s), "delete");
+      pipe.reset();
+      ch.query("DROP TABLE IF EXISTS " + t);
+      auto p = make_pipe(cfg, {TableRef{"public", t}}, s);
+      must(p->wait_for(State::Running, 600s), "initial load");
+      const PipeStatus st = p->status();
+      v.seconds.push_back(seconds_between(st, State::Snapshot, State::Running));
+      v.partitions = st.snapshot.at(0).partitions_total;
+      if (v.parallel == 4 && v.reconcile) {
+        pipe = std::move(p);
+      } else {
+        must(p->remove().accepted() && p->wait_for(State::Terminated, 60s), "delete");
+      }
     }
   }
-  // Every load wrote the same rows into the same table: the kept pipe streams into the last copy.
+  std::remove(file.c_str());
+  std::remove(headers.c_str());
+  for (const char* d : {"bench_pipeline", "bench_file"}) ch.query(std::string("DROP TABLE ") + d);
+  const double base_s = percentile(pipeline_s, 0.5);
+  fmt::print("1. initial load of {} rows (median of 3 alternating runs; 1-2 in parallel: 1 run)\n",
+             rows);
+  fmt::print("   {:<40} {:>10.0f} rows/s {:6.2f} s  (baseline)\n", "psql \\copy | curl",
+             double(rows) / base_s, base_s);
+  const double file_med = percentile(file_s, 0.5);
+  fmt::print("   {:<40} {:>10.0f} rows/s {:6.2f} s  {:.2f}x (the ceiling)\n",
+             "ClickHouse alone, from a file", double(rows) / file_med, file_med, base_s / file_med);
+  for (const Variant& v : variants) {
+    const double med = percentile(v.seconds, 0.5);
+    fmt::print("   {:<40} {:>10.0f} rows/s {:6.2f} s  {:.2f}x ({} partitions)\n", v.name,
+               double(rows) / med, med, base_s / med, v.partitions);
+  }
 
   // 2. CDC: the pipe is paused while the changes are made; a second slot sees the same changes.
   must(pipe->pause().accepted() && pipe->wait_for(State::Paused, 60s), "pause");
@@ -279,7 +311,7 @@ int main(int argc, char** argv) {
   const Lsn end = *parse_lsn(pg.exec("SELECT pg_current_wal_lsn()::text").value(0, 0));
   const double recv_s = timed_shell(
       fmt::format("pg_recvlogical {} --slot=bench_theirs --start --plugin=pgoutput "
-                  "-o proto_version=1 -o publication_names=clickpipe_bench_a --endpos={} "
+                  "-o proto_version=1 -o publication_names=clickpipe_bench_2 --endpos={} "
                   "-f /dev/null",
                   psql_target(), to_string(end)));
   postgres::drop_slot(pg, "bench_theirs");
@@ -303,10 +335,10 @@ int main(int argc, char** argv) {
   // 3-5. a small pipe streaming a steady insert load.
   Settings ls;
   ls.sync_interval = 200ms;
+  const TimePoint first_created = std::chrono::system_clock::now();
   auto lag_pipe = make_pipe(config("bench_lag"), {TableRef{"public", "bench_lag"}}, ls);
   must(lag_pipe->wait_for(State::Running, 60s), "lag pipe");
-  const double first_setup =
-      seconds_between(lag_pipe->status(), State::Provisioning, State::Snapshot);
+  const double first_setup = setup_seconds(lag_pipe->status(), first_created);
   constexpr int kRate = 1000;
   SteadyWriter writer(base.source, "bench_lag", kRate);
   std::vector<double> lags;
@@ -347,11 +379,11 @@ int main(int argc, char** argv) {
       "pauses; command to Paused, in-flight batch finished and saved)\n",
       kRate, percentile(pauses, 0.5), percentile(pauses, 0.99));
 
+  const TimePoint second_created = std::chrono::system_clock::now();
   auto second = make_pipe(config("bench_second"), {TableRef{"public", "bench_second"}}, ls);
   must(second->wait_for(State::Running, 60s), "second pipe");
-  const double second_setup =
-      seconds_between(second->status(), State::Provisioning, State::Snapshot);
-  fmt::print("5. Provisioning + Setup: first pipe {:.1f} ms, second pipe {:.1f} ms\n",
+  const double second_setup = setup_seconds(second->status(), second_created);
+  fmt::print("5. create to end of Setup: first pipe {:.1f} ms, second pipe {:.1f} ms\n",
              first_setup * 1000, second_setup * 1000);
   for (Pipe* p : {lag_pipe.get(), second.get()}) {
     must(p->remove().accepted() && p->wait_for(State::Terminated, 60s), "delete");
