@@ -50,17 +50,12 @@ std::string need(const char* n) {
 }
 
 pg_to_clickhouse::Config config(const std::string& id) {
-  pg_to_clickhouse::Config c;
-  c.source.host = need("CLICKPIPE_PG_HOST");
-  c.source.port = need("CLICKPIPE_PG_PORT");
-  c.source.dbname = need("CLICKPIPE_PG_DATABASE");
-  c.source.user = need("CLICKPIPE_PG_USER");
-  c.source.password = need("CLICKPIPE_PG_PASSWORD");
-  c.destination.url = "http://" + need("CLICKPIPE_CH_HOST") + ":" + need("CLICKPIPE_CH_PORT");
-  c.destination.user = need("CLICKPIPE_CH_USER");
-  c.destination.password = need("CLICKPIPE_CH_PASSWORD");
-  c.pipe_id = id;
-  return c;
+  try {
+    return pg_to_clickhouse::config_from_environment(id);
+  } catch (const InvalidField& e) {
+    fmt::print(stderr, "{}; run bench/e2e_bench.sh\n", e.what());
+    std::exit(2);
+  }
 }
 
 // Passwords reach the shell tools through the environment and a 0600 header file, never argv.

@@ -30,15 +30,6 @@ double elapsed() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - kStart).count();
 }
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    fmt::print(stderr, "{} is not set: run ./scripts/demo.sh\n", name);
-    std::exit(2);
-  }
-  return v;
-}
-
 struct Printer : TransitionListener {
   void on_transition(const TransitionEvent& e) override {
     if (e.transition.kind == Kind::External) fmt::print("[{:7.3f}s] {}\n", elapsed(), e.transition);
@@ -100,15 +91,12 @@ void show_progress(const Pipe& pipe) {
 int main() {
   spdlog::set_level(spdlog::level::off);
   pg_to_clickhouse::Config cfg;
-  cfg.source.host = env("CLICKPIPE_PG_HOST");
-  cfg.source.port = env("CLICKPIPE_PG_PORT");
-  cfg.source.dbname = env("CLICKPIPE_PG_DATABASE");
-  cfg.source.user = env("CLICKPIPE_PG_USER");
-  cfg.source.password = env("CLICKPIPE_PG_PASSWORD");
-  cfg.destination.url = "http://" + env("CLICKPIPE_CH_HOST") + ":" + env("CLICKPIPE_CH_PORT");
-  cfg.destination.user = env("CLICKPIPE_CH_USER");
-  cfg.destination.password = env("CLICKPIPE_CH_PASSWORD");
-  cfg.pipe_id = "demo";
+  try {
+    cfg = pg_to_clickhouse::config_from_environment("demo");
+  } catch (const InvalidField& e) {
+    fmt::print(stderr, "{}: run ./scripts/demo.sh\n", e.what());
+    return 2;
+  }
 
   postgres::Connection pg = postgres::Connection::open(cfg.source);
   const std::vector<std::string> names = {"customers", "orders", "items", "refunds"};

@@ -1,5 +1,6 @@
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -15,6 +16,25 @@ namespace clickpipe::pg_to_clickhouse {
 std::string destination_table(const TableRef& t) {
   return t.schema == "public" ? t.name : t.schema + "_" + t.name;
 }
+Config config_from_environment(const std::string& pipe_id) {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) throw InvalidField(name, "environment variable is not set");
+    return std::string(v);
+  };
+  Config c;
+  c.source.host = env("CLICKPIPE_PG_HOST");
+  c.source.port = env("CLICKPIPE_PG_PORT");
+  c.source.dbname = env("CLICKPIPE_PG_DATABASE");
+  c.source.user = env("CLICKPIPE_PG_USER");
+  c.source.password = env("CLICKPIPE_PG_PASSWORD");
+  c.destination.url = "http://" + env("CLICKPIPE_CH_HOST") + ":" + env("CLICKPIPE_CH_PORT");
+  c.destination.user = env("CLICKPIPE_CH_USER");
+  c.destination.password = env("CLICKPIPE_CH_PASSWORD");
+  c.pipe_id = pipe_id;
+  return c;
+}
+
 std::string slot_name(const std::string& id) { return "clickpipe_" + id; }
 std::string publication_name(const std::string& id) { return "clickpipe_" + id; }
 

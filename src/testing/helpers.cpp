@@ -8,6 +8,16 @@
 
 namespace clickpipe::testing {
 
+void fast_retries(Settings& s, std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                  double jitter) {
+  for (RetryPolicy* r :
+       {&s.provisioning_retry, &s.setup_retry, &s.snapshot_partition_retry, &s.cdc_retry}) {
+    r->initial_backoff = initial;
+    r->max_backoff = max;
+    r->jitter = jitter;
+  }
+}
+
 bool wait_until(const Pipe& pipe, const std::function<bool(const PipeStatus&)>& pred,
                 std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

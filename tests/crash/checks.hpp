@@ -37,11 +37,10 @@ struct Dir {
   }
 };
 
-// Reports copies of partitions that the store already held as done when this process started.
-class DonePartitionGuard final : public SnapshotCopier {
+// A SnapshotCopier that passes every call to another; kill-test wrappers override what they watch.
+class ForwardingCopier : public SnapshotCopier {
  public:
-  DonePartitionGuard(std::shared_ptr<SnapshotCopier> inner, std::set<std::string> done, Dir dir)
-      : inner_(std::move(inner)), done_(std::move(done)), dir_(std::move(dir)) {}
+  explicit ForwardingCopier(std::shared_ptr<SnapshotCopier> inner) : inner_(std::move(inner)) {}
   std::optional<SlotInfo> begin(std::span<const TableDefinition> t, bool keep,
                                 ExecContext& ctx) override {
     return inner_->begin(t, keep, ctx);
@@ -51,14 +50,27 @@ class DonePartitionGuard final : public SnapshotCopier {
   }
   std::uint64_t copy_partition(const TableDefinition& t, const Partition& p, TableTarget target,
                                ExecContext& ctx) override {
-    const std::string key = ctx.pipe_id + "/" + t.table.qualified() + "#" + std::to_string(p.index);
-    if (done_.count(key)) dir_.violation("partition copied again after it was saved done: " + key);
     return inner_->copy_partition(t, p, target, ctx);
   }
   void end(ExecContext& ctx) override { inner_->end(ctx); }
 
  private:
   std::shared_ptr<SnapshotCopier> inner_;
+};
+
+// Reports copies of partitions that the store already held as done when this process started.
+class DonePartitionGuard final : public ForwardingCopier {
+ public:
+  DonePartitionGuard(std::shared_ptr<SnapshotCopier> inner, std::set<std::string> done, Dir dir)
+      : ForwardingCopier(std::move(inner)), done_(std::move(done)), dir_(std::move(dir)) {}
+  std::uint64_t copy_partition(const TableDefinition& t, const Partition& p, TableTarget target,
+                               ExecContext& ctx) override {
+    const std::string key = ctx.pipe_id + "/" + t.table.qualified() + "#" + std::to_string(p.index);
+    if (done_.count(key)) dir_.violation("partition copied again after it was saved done: " + key);
+    return ForwardingCopier::copy_partition(t, p, target, ctx);
+  }
+
+ private:
   std::set<std::string> done_;
   Dir dir_;
 };

@@ -15,6 +15,7 @@
 #include <clickpipe/runtime/pipe_service.hpp>
 #include <clickpipe/store/file_store.hpp>
 #include <clickpipe/testing/faults.hpp>
+#include <clickpipe/testing/helpers.hpp>
 #include <clickpipe/testing/memory_executors.hpp>
 
 #include "checks.hpp"
@@ -61,11 +62,7 @@ Settings settings() {
   s.rows_per_partition = 100;
   s.partitions_in_parallel = 2;
   s.tables_in_parallel = 1;
-  for (RetryPolicy* r :
-       {&s.provisioning_retry, &s.setup_retry, &s.snapshot_partition_retry, &s.cdc_retry}) {
-    r->initial_backoff = 10ms;
-    r->max_backoff = 100ms;
-  }
+  testing::fast_retries(s, 10ms, 100ms);
   return s;
 }
 

@@ -3,10 +3,12 @@
 // last kill it must catch up with everything equal, no done partition copied again, every saved
 // state legal, and the paused pipe still paused and unmoved.
 #include <gtest/gtest.h>
+
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "process.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -18,28 +20,16 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
-
 namespace {
 
 namespace fs = std::filesystem;
 constexpr int kKillsPerSeed = 5;
 constexpr int kSeeds = 10;
 
-pid_t spawn(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
-  return pid;
-}
+using clickpipe::crash::spawn;
 
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+// Waits as long as it takes (ctest's timeout bounds it).
+int wait_exit(pid_t pid) { return *clickpipe::crash::wait_exit(pid, std::chrono::hours(1)); }
 
 std::string read(const fs::path& p) {
   std::ifstream in(p);

@@ -26,6 +26,7 @@
 #include <clickpipe/runtime/pipe_service.hpp>
 #include <clickpipe/store/file_store.hpp>
 #include <clickpipe/testing/faults.hpp>
+#include <clickpipe/testing/helpers.hpp>
 #include <cstdlib>
 #include <sstream>
 #include <thread>
@@ -39,27 +40,13 @@ namespace {
 
 crash::Dir dir;
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    std::fprintf(stderr, "%s is not set: run through ./scripts/test.sh\n", name);
+pg_to_clickhouse::Config config() {
+  try {
+    return pg_to_clickhouse::config_from_environment(dir.read("pipe"));
+  } catch (const InvalidField& e) {
+    std::fprintf(stderr, "%s: run through ./scripts/test.sh\n", e.what());
     std::exit(2);
   }
-  return v;
-}
-
-pg_to_clickhouse::Config config() {
-  pg_to_clickhouse::Config c;
-  c.source.host = env("CLICKPIPE_PG_HOST");
-  c.source.port = env("CLICKPIPE_PG_PORT");
-  c.source.dbname = env("CLICKPIPE_PG_DATABASE");
-  c.source.user = env("CLICKPIPE_PG_USER");
-  c.source.password = env("CLICKPIPE_PG_PASSWORD");
-  c.destination.url = "http://" + env("CLICKPIPE_CH_HOST") + ":" + env("CLICKPIPE_CH_PORT");
-  c.destination.user = env("CLICKPIPE_CH_USER");
-  c.destination.password = env("CLICKPIPE_CH_PASSWORD");
-  c.pipe_id = dir.read("pipe");
-  return c;
 }
 
 std::vector<TableRef> tables() {
@@ -77,11 +64,7 @@ Settings settings() {
   s.pull_batch_size = 500;
   s.rows_per_partition = 5000;
   s.partitions_in_parallel = 2;
-  for (RetryPolicy* r :
-       {&s.provisioning_retry, &s.setup_retry, &s.snapshot_partition_retry, &s.cdc_retry}) {
-    r->initial_backoff = 20ms;
-    r->max_backoff = 200ms;
-  }
+  testing::fast_retries(s, 20ms, 200ms);
   return s;
 }
 
@@ -114,27 +97,18 @@ class KillingProgress final : public ProgressSink {
   KillPoint& kill_;
 };
 
-class KillingCopier final : public SnapshotCopier {
+class KillingCopier final : public crash::ForwardingCopier {
  public:
   KillingCopier(std::shared_ptr<SnapshotCopier> inner, KillPoint& kill)
-      : inner_(std::move(inner)), kill_(kill) {}
-  std::optional<SlotInfo> begin(std::span<const TableDefinition> t, bool keep,
-                                ExecContext& ctx) override {
-    return inner_->begin(t, keep, ctx);
-  }
-  std::vector<Partition> plan_partitions(const TableDefinition& t, ExecContext& ctx) override {
-    return inner_->plan_partitions(t, ctx);
-  }
+      : ForwardingCopier(std::move(inner)), kill_(kill) {}
   std::uint64_t copy_partition(const TableDefinition& t, const Partition& p, TableTarget target,
                                ExecContext& ctx) override {
     KillingProgress progress(ctx.progress, kill_);
     ExecContext mine{ctx.stop, progress, ctx.log, ctx.settings, ctx.pipe_id};
-    return inner_->copy_partition(t, p, target, mine);
+    return ForwardingCopier::copy_partition(t, p, target, mine);
   }
-  void end(ExecContext& ctx) override { inner_->end(ctx); }
 
  private:
-  std::shared_ptr<SnapshotCopier> inner_;
   KillPoint& kill_;
 };
 

@@ -21,8 +21,7 @@
 #include "../servers.hpp"
 #include "checks.hpp"
 #include "clickpipe/postgres/connection.hpp"
-
-extern char** environ;
+#include "process.hpp"
 
 namespace clickpipe {
 namespace {
@@ -33,37 +32,9 @@ using namespace std::chrono_literals;
 constexpr int kSeeds = 3;
 constexpr int kKillsPerSeed = 8;  // 3 in the initial load, 5 in CDC
 
-pid_t spawn(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
-  return pid;
-}
-
-// The exit status, or nullopt if the process is still running after `timeout`.
-std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
-struct KillOnExit {
-  pid_t pid;
-  ~KillOnExit() {
-    if (::kill(pid, 0) == 0) {
-      ::kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-};
+using crash::KillOnExit;
+using crash::spawn;
+using crash::wait_exit;
 
 bool wait_file(const crash::Dir& d, const std::string& name, const std::string& value,
                std::chrono::seconds timeout) {

@@ -91,12 +91,7 @@ struct World {
     s.rows_per_partition = 50;
     s.partitions_in_parallel = 2;
     s.tables_in_parallel = 2;
-    for (RetryPolicy* r :
-         {&s.provisioning_retry, &s.setup_retry, &s.snapshot_partition_retry, &s.cdc_retry}) {
-      r->initial_backoff = 100ms;
-      r->max_backoff = 1000ms;
-      r->jitter = 0.0;
-    }
+    testing::fast_retries(s, 100ms, 1000ms, 0.0);
     return s;
   }
 

@@ -14,6 +14,11 @@ namespace clickpipe::testing {
 
 using namespace std::chrono_literals;
 
+// Sets every retry policy in `settings` to back off from `initial` up to `max` (with `jitter`):
+// tests and kill tests want failures retried in milliseconds, not the upstream seconds.
+void fast_retries(Settings& settings, std::chrono::milliseconds initial,
+                  std::chrono::milliseconds max, double jitter = 0.2);
+
 // Polls status() until pred holds; false on timeout.
 bool wait_until(const Pipe& pipe, const std::function<bool(const PipeStatus&)>& pred,
                 std::chrono::milliseconds timeout = 10s);
