@@ -12,22 +12,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common.hpp"
+
 using namespace clickpipe;
 using namespace clickpipe::clickhouse;
-using Steady = std::chrono::steady_clock;
+using bench::since;
+using bench::Steady;
 
 namespace {
-double since(Steady::time_point t) {
-  return std::chrono::duration<double>(Steady::now() - t).count();
-}
-std::string need(const char* n) {
-  const char* v = std::getenv(n);
-  if (!v) {
-    fmt::print(stderr, "{} is not set; run bench/clickhouse_bench.sh\n", n);
-    std::exit(2);
-  }
-  return v;
-}
+std::string need(const char* n) { return bench::need(n, "bench/clickhouse_bench.sh"); }
 }  // namespace
 
 int main(int argc, char** argv) {

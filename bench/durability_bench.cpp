@@ -22,9 +22,12 @@
 #include <fstream>
 #include <thread>
 
+#include "common.hpp"
+
 using namespace std::chrono_literals;
 using namespace clickpipe;
-using Steady = std::chrono::steady_clock;
+using bench::since;
+using bench::Steady;
 namespace fs = std::filesystem;
 
 namespace {
@@ -33,10 +36,6 @@ std::shared_ptr<spdlog::logger> quiet() {
   static auto l =
       std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   return l;
-}
-
-double since(Steady::time_point t) {
-  return std::chrono::duration<double>(Steady::now() - t).count();
 }
 
 TableDefinition def(const std::string& name) {

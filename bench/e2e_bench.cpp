@@ -30,24 +30,16 @@
 #include <thread>
 #include <vector>
 
+#include "common.hpp"
+
 using namespace clickpipe;
 using namespace std::chrono_literals;
-using Steady = std::chrono::steady_clock;
+using bench::since;
+using bench::Steady;
 
 namespace {
 
-double since(Steady::time_point t) {
-  return std::chrono::duration<double>(Steady::now() - t).count();
-}
-
-std::string need(const char* n) {
-  const char* v = std::getenv(n);
-  if (!v) {
-    fmt::print(stderr, "{} is not set; run bench/e2e_bench.sh\n", n);
-    std::exit(2);
-  }
-  return v;
-}
+std::string need(const char* n) { return bench::need(n, "bench/e2e_bench.sh"); }
 
 pg_to_clickhouse::Config config(const std::string& id) {
   try {

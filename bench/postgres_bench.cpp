@@ -21,15 +21,14 @@
 #include <cstdlib>
 #include <string>
 
+#include "common.hpp"
+
 using namespace clickpipe;
 using namespace clickpipe::postgres;
-using Steady = std::chrono::steady_clock;
+using bench::since;
+using bench::Steady;
 
 namespace {
-
-double since(Steady::time_point t) {
-  return std::chrono::duration<double>(Steady::now() - t).count();
-}
 
 ConnectionSettings settings() {
   ConnectionSettings s;
