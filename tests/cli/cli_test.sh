@@ -28,6 +28,9 @@ J
 echo '{"id": "x", "store": "/tmp/x", "tables": ["t"], "source": {"host": "h", "dbname": "d", "user": "u"},
        "destination": {"url": "http://x"}, "settings": {"pull_batch_size": 0}}' > "$WORK/bad.json"
 "$B" check-config --config "$WORK/bad.json" 2>&1 | grep -q "settings.pull_batch_size" || fail "bad field not named"
+echo '{"id": "x", "store": "/tmp/x", "tables": ["t"], "source": {"host": "h", "dbname": "d", "user": "u"},
+       "destination": {"url": "http://x", "reconcile": "yes"}}' > "$WORK/bad2.json"
+"$B" check-config --config "$WORK/bad2.json" 2>&1 | grep -q "destination.reconcile" || fail "reconcile not named"
 
 "$B" run --config "$WORK/pipe.json" > "$WORK/run.log" 2>&1 &
 P=$!
