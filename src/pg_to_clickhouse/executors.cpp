@@ -215,6 +215,8 @@ class SnapshotCopier final : public clickpipe::SnapshotCopier {
   std::uint64_t stream(postgres::Connection& conn, Client& ch, const TableDefinition& table,
                        const TableLayout& l, const Partition& partition,
                        const std::string& snapshot, ExecContext& ctx) {
+    // Below ClickHouse's max_insert_block_size (1,048,576): each insert is one block, stored
+    // whole or not at all.
     constexpr std::uint64_t kRowsPerInsert = 1000000;
     postgres::CopyOut copy(conn, table, partition, snapshot);
     clickhouse::CopyTextEncoder encoder(l, 0, c_.reconcile);  // version 0: below all CDC
