@@ -295,7 +295,7 @@ int main(int argc, char** argv) {
     pg.exec(fmt::format("UPDATE {} SET n = n + 1 WHERE id BETWEEN {} AND {}", t, from,
                         std::min(changes, from + per_tx - 1)));
   }
-  const Lsn end = *parse_lsn(pg.exec("SELECT pg_current_wal_lsn()::text").value(0, 0));
+  const Lsn end = *parse_lsn(pg.exec("SELECT pg_current_wal_insert_lsn()::text").value(0, 0));
   const double recv_s = timed_shell(
       fmt::format("pg_recvlogical {} --slot=bench_theirs --start --plugin=pgoutput "
                   "-o proto_version=1 -o publication_names=clickpipe_bench_2 --endpos={} "

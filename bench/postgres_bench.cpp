@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   const Lsn start = create_slot(repl, c, ours).info.consistent_point;
   create_slot(repl, c, theirs);
   c.exec(fmt::format("UPDATE {} SET v = v || 'x' WHERE id <= {}", t, changes));
-  const Lsn end = *parse_lsn(c.exec("SELECT pg_current_wal_lsn()::text").value(0, 0));
+  const Lsn end = *parse_lsn(c.exec("SELECT pg_current_wal_insert_lsn()::text").value(0, 0));
 
   const double recv_s = timed_shell(
       fmt::format("pg_recvlogical {} --slot={} --start --plugin=pgoutput -o proto_version=1 "

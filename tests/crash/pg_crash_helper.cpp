@@ -235,7 +235,7 @@ int verify() {
   const pg_to_clickhouse::Config cfg = config();
   postgres::Connection pg = postgres::Connection::open(cfg.source);
   // The writes have stopped: everything up to here must arrive.
-  const Lsn head = *parse_lsn(pg.exec("SELECT pg_current_wal_lsn()::text").value(0, 0));
+  const Lsn head = *parse_lsn(pg.exec("SELECT pg_current_wal_insert_lsn()::text").value(0, 0));
   const auto deadline = std::chrono::steady_clock::now() + 120s;
   while (pipe->status().cdc.confirmed < head && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);
