@@ -2,9 +2,12 @@
 #pragma once
 
 #include <fmt/format.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/null_sink.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 namespace clickpipe::bench {
@@ -23,6 +26,13 @@ inline std::string need(const char* name, const char* script) {
     std::exit(2);
   }
   return v;
+}
+
+// A logger that drops everything: benchmarks measure the work, not the logging.
+inline std::shared_ptr<spdlog::logger> quiet() {
+  static auto logger =
+      std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return logger;
 }
 
 }  // namespace clickpipe::bench

@@ -30,13 +30,9 @@ using bench::since;
 using bench::Steady;
 namespace fs = std::filesystem;
 
-namespace {
+using bench::quiet;
 
-std::shared_ptr<spdlog::logger> quiet() {
-  static auto l =
-      std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
-  return l;
-}
+namespace {
 
 TableDefinition def(const std::string& name) {
   return {TableRef{"public", name},

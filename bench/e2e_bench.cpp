@@ -37,6 +37,8 @@ using namespace std::chrono_literals;
 using bench::since;
 using bench::Steady;
 
+using bench::quiet;
+
 namespace {
 
 std::string need(const char* n) { return bench::need(n, "bench/e2e_bench.sh"); }
@@ -83,10 +85,6 @@ std::string psql_target() {
 std::string insert_url(const std::string& table) {
   return fmt::format("http://{}:{}/?query=INSERT%20INTO%20{}%20FORMAT%20TabSeparated",
                      need("CLICKPIPE_CH_HOST"), need("CLICKPIPE_CH_PORT"), table);
-}
-
-std::shared_ptr<spdlog::logger> quiet() {
-  return std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
 }
 
 double seconds_between(const PipeStatus& st, State from, State to) {

@@ -19,17 +19,15 @@
 #include <thread>
 #include <vector>
 
+#include "common.hpp"
+
 using namespace std::chrono_literals;
 using namespace clickpipe;
 using Steady = std::chrono::steady_clock;
 
-namespace {
+using bench::quiet;
 
-std::shared_ptr<spdlog::logger> quiet() {
-  static auto l =
-      std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
-  return l;
-}
+namespace {
 
 TableDefinition def(const std::string& name) {
   return {TableRef{"public", name},
