@@ -40,22 +40,6 @@ TableDefinition def(const std::string& name) {
           {"id"}};
 }
 
-// CDC that counts its starts and otherwise waits: restored pipes cost only the runtime.
-struct CountingStreamer final : CdcStreamer {
-  std::atomic<int>* starts;
-  explicit CountingStreamer(std::atomic<int>* s) : starts(s) {}
-  Lsn start(std::optional<Lsn> c, std::span<const TableDefinition>, ExecContext&) override {
-    ++*starts;
-    return c.value_or(Lsn{1});
-  }
-  CdcBatch pull(ExecContext& ctx) override {
-    sleep_unless_stopped(ctx.settings.sync_interval, ctx.stop);
-    return CdcBatch{{}, Lsn{1}, Lsn{1}};
-  }
-  void apply(const CdcBatch&, ExecContext&) override {}
-  void confirm(Lsn, ExecContext&) override {}
-};
-
 void restart(int pipes) {
   const fs::path dir =
       fs::temp_directory_path() / ("clickpipe-bench-" + std::to_string(::getpid()));
@@ -76,19 +60,20 @@ void restart(int pipes) {
   const double read_s = since(t0);
 
   testing::MemoryWorld w;
-  std::atomic<int> starts{0};
+  // CDC that only waits, shared by all: restored pipes cost only the runtime.
+  auto idle = std::make_shared<testing::IdleCdcStreamer>();
   PipeService::Options o;
   o.logger = quiet();
   o.executors = [&](const std::string& id, Mode) {
     Executors ex = w.executors(id);
-    ex.cdc = std::make_shared<CountingStreamer>(&starts);
+    ex.cdc = idle;
     return ex;
   };
   t0 = Steady::now();
   o.store = FileStore::open(dir.string());
   PipeService service(o);
   const double opened_s = since(t0);
-  while (starts.load() < pipes) std::this_thread::sleep_for(1ms);
+  while (idle->starts() < pipes) std::this_thread::sleep_for(1ms);
   const double streaming_s = since(t0);
   service.shutdown();
   fs::remove_all(dir);

@@ -200,7 +200,7 @@ long rss_kib() {
 }
 
 // Executors that do nothing at all, shared by every pipe: the pipes' own cost is what is left.
-struct Nothing final : Provisioner, TableSetup, SnapshotCopier, CdcStreamer {
+struct Nothing final : Provisioner, TableSetup, SnapshotCopier, testing::IdleCdcStreamer {
   void provision(const PipeInfo&, ExecContext&) override {}
   std::vector<TableDefinition> read_definitions(std::span<const TableRef> t,
                                                 ExecContext&) override {
@@ -222,15 +222,6 @@ struct Nothing final : Provisioner, TableSetup, SnapshotCopier, CdcStreamer {
                                ExecContext&) override {
     return 0;
   }
-  Lsn start(std::optional<Lsn> c, std::span<const TableDefinition>, ExecContext&) override {
-    return c.value_or(Lsn{1});
-  }
-  CdcBatch pull(ExecContext& ctx) override {
-    sleep_unless_stopped(ctx.settings.sync_interval, ctx.stop);
-    return CdcBatch{{}, Lsn{1}, Lsn{1}};
-  }
-  void apply(const CdcBatch&, ExecContext&) override {}
-  void confirm(Lsn, ExecContext&) override {}
 };
 
 void idle_memory(int count) {

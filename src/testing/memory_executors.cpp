@@ -277,4 +277,15 @@ Executors MemoryWorld::executors(const std::string& pipe_id) const {
                    std::make_shared<MemoryCdcStreamer>(source, destination, slot)};
 }
 
+Lsn IdleCdcStreamer::start(std::optional<Lsn> confirmed, std::span<const TableDefinition>,
+                           ExecContext&) {
+  ++starts_;
+  return confirmed.value_or(Lsn{1});
+}
+
+CdcBatch IdleCdcStreamer::pull(ExecContext& ctx) {
+  sleep_unless_stopped(ctx.settings.sync_interval, ctx.stop);
+  return CdcBatch{{}, Lsn{1}, Lsn{1}};
+}
+
 }  // namespace clickpipe::testing

@@ -115,6 +115,22 @@ class MemoryCdcStreamer final : public CdcStreamer {
   bool open_ = false;
 };
 
+// A CDC streamer with nothing to stream: each pull waits out the sync interval (or a stop) and
+// returns an empty batch at position 1. Counts its starts. Thread-safe, so one instance can serve
+// many pipes: for measuring or testing the runtime alone.
+class IdleCdcStreamer : public CdcStreamer {
+ public:
+  Lsn start(std::optional<Lsn> confirmed, std::span<const TableDefinition> tables,
+            ExecContext& ctx) override;
+  CdcBatch pull(ExecContext& ctx) override;
+  void apply(const CdcBatch&, ExecContext&) override {}
+  void confirm(Lsn, ExecContext&) override {}
+  int starts() const noexcept { return starts_.load(); }
+
+ private:
+  std::atomic<int> starts_{0};
+};
+
 // One pipe's four executors over a shared source, destination and service.
 struct MemoryWorld {
   std::shared_ptr<MemorySource> source = std::make_shared<MemorySource>();
