@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include "clickpipe/table.hpp"
+
 namespace clickpipe::bench {
 
 using Steady = std::chrono::steady_clock;
@@ -33,6 +35,13 @@ inline std::shared_ptr<spdlog::logger> quiet() {
   static auto logger =
       std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   return logger;
+}
+
+// The table the in-memory benchmarks use: id int8 (the key) and v text.
+inline TableDefinition two_column_table(const std::string& name) {
+  return {TableRef{"public", name},
+          {Column{"id", "int8", 20, -1, false, 0}, Column{"v", "text", 25, -1, true, 0}},
+          {"id"}};
 }
 
 }  // namespace clickpipe::bench

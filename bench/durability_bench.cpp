@@ -34,12 +34,6 @@ using bench::quiet;
 
 namespace {
 
-TableDefinition def(const std::string& name) {
-  return {TableRef{"public", name},
-          {Column{"id", "int8", 20, -1, false, 0}, Column{"v", "text", 25, -1, true, 0}},
-          {"id"}};
-}
-
 void restart(int pipes) {
   const fs::path dir =
       fs::temp_directory_path() / ("clickpipe-bench-" + std::to_string(::getpid()));
@@ -49,7 +43,7 @@ void restart(int pipes) {
     PipeRecord r;
     r.id = "pipe-" + std::to_string(i);
     r.tables = {TableRef{"public", "t"}};
-    r.definitions = {def("t")};
+    r.definitions = {bench::two_column_table("t")};
     r.settings.sync_interval = 1000ms;
     r.lifecycle = Lifecycle::restore(State::Running, Context{});
     r.confirmed = Lsn{1};
@@ -89,7 +83,7 @@ double cdc_rate(const char* kind, long changes) {
   testing::MemoryWorld w;
   w.service = std::make_shared<testing::MemoryService>(0ms);
   const TableRef t{"public", "t"};
-  w.source->create_table(def("t"));
+  w.source->create_table(bench::two_column_table("t"));
   PipeOptions o;
   o.logger = quiet();
   const fs::path dir =
@@ -132,7 +126,7 @@ void checkpoint_cost(long changes) {
 void provisioning() {
   testing::MemoryWorld w;
   w.service = std::make_shared<testing::MemoryService>(300ms);  // bringing the service up
-  w.source->create_table(def("t"));
+  w.source->create_table(bench::two_column_table("t"));
   auto took = [&](const std::string& id) {
     PipeOptions o;
     o.logger = quiet();

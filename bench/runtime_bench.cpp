@@ -29,12 +29,6 @@ using bench::quiet;
 
 namespace {
 
-TableDefinition def(const std::string& name) {
-  return {TableRef{"public", name},
-          {Column{"id", "int8", 20, -1, false, 0}, Column{"v", "text", 25, -1, true, 0}},
-          {"id"}};
-}
-
 Values row(long id) {
   return {Datum::of(std::to_string(id)), Datum::of("value-" + std::to_string(id))};
 }
@@ -77,7 +71,7 @@ double percentile(std::vector<double> v, double p) {
 void pause_latency(int rounds) {
   testing::MemoryWorld w;
   const TableRef t{"public", "t"};
-  w.source->create_table(def("t"));
+  w.source->create_table(bench::two_column_table("t"));
   auto pipe = make_pipe(w, "pause", Mode::InitialLoadAndCdc, {t});
   pipe->start();
   pipe->wait_for(State::Running, 30s);
@@ -112,13 +106,13 @@ void pause_latency(int rounds) {
 void load_throughput(long rows) {
   testing::MemoryWorld w;
   const TableRef t{"public", "t"};
-  w.source->create_table(def("t"));
+  w.source->create_table(bench::two_column_table("t"));
   fill(*w.source, t, 0, rows);
 
   w.service = std::make_shared<testing::MemoryService>(0ms);  // no simulated bring-up here
   // Baseline: the same rows copied by hand (consistent copy, then chunks) into an equal table.
   testing::MemoryDestination bare;
-  bare.create_table("bare", def("t"));
+  bare.create_table("bare", bench::two_column_table("t"));
   auto t0 = Steady::now();
   const auto snap = w.source->snapshot({t});
   std::vector<std::pair<testing::Key, testing::VersionedRow>> chunk;
@@ -150,8 +144,8 @@ void cdc_throughput(long changes) {
   double bare_s = 0;
   {
     testing::MemoryWorld w;
-    w.source->create_table(def("t"));
-    w.destination->create_table(testing::destination_name(t), def("t"));
+    w.source->create_table(bench::two_column_table("t"));
+    w.destination->create_table(testing::destination_name(t), bench::two_column_table("t"));
     w.source->create_slot("bare");
     for (long i = 0; i < changes; ++i) w.source->insert(t, row(i));
     const auto t0 = Steady::now();
@@ -161,7 +155,7 @@ void cdc_throughput(long changes) {
       CdcBatch b = w.source->read_changes(at, {t}, 10000, 0ms, {});
       std::vector<std::pair<testing::Key, testing::VersionedRow>> rows;
       for (const Change& c : b.changes) {
-        rows.emplace_back(testing::key_of(def("t"), c.values),
+        rows.emplace_back(testing::key_of(bench::two_column_table("t"), c.values),
                           testing::VersionedRow{c.values, c.version(), false});
       }
       w.destination->insert(testing::destination_name(t), std::move(rows));
@@ -172,7 +166,7 @@ void cdc_throughput(long changes) {
   }
   testing::MemoryWorld w;
   w.service = std::make_shared<testing::MemoryService>(0ms);
-  w.source->create_table(def("t"));
+  w.source->create_table(bench::two_column_table("t"));
   auto pipe = make_pipe(w, "cdc", Mode::InitialLoadAndCdc, {t});
   pipe->start();
   pipe->wait_for(State::Running, 30s);

@@ -3,14 +3,6 @@
 #              exports CLICKPIPE_CH_* for the tests
 #   ch_stop    stops it and deletes its data
 
-ch_as_user() {
-  if [ "$(id -u)" -eq 0 ]; then
-    runuser -u clickhouse -- "$@"
-  else
-    sudo -u clickhouse "$@"
-  fi
-}
-
 ch_start() {
   CH_DIR=$(mktemp -d /tmp/clickpipe-ch.XXXXXX)
   CH_HTTP_PORT=$(free_port 58123)
@@ -58,7 +50,7 @@ XML
 </yandex>
 XML
   chown -R clickhouse:clickhouse "$CH_DIR" 2>/dev/null || as_root chown -R clickhouse:clickhouse "$CH_DIR"
-  ch_as_user clickhouse-server --config-file="$CH_DIR/config.xml" --pid-file="$CH_DIR/server.pid" \
+  as_user clickhouse clickhouse-server --config-file="$CH_DIR/config.xml" --pid-file="$CH_DIR/server.pid" \
     --daemon >/dev/null 2>&1 || true
   local i
   for i in $(seq 1 150); do

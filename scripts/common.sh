@@ -13,6 +13,18 @@ CLICKPIPE_PACKAGES=(
   libcurl4-openssl-dev clickhouse-server clickhouse-client curl procps
 )
 
+# Runs a command as the unprivileged user $1 (the database servers refuse or should not run as
+# root), from root or through sudo.
+as_user() {
+  local user=$1
+  shift
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u "$user" -- "$@"
+  else
+    sudo -u "$user" "$@"
+  fi
+}
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then
     "$@"

@@ -6,14 +6,6 @@
 
 PG_BIN=/usr/lib/postgresql/15/bin
 
-as_postgres() {
-  if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- "$@"
-  else
-    sudo -u postgres "$@"
-  fi
-}
-
 free_port() {
   local port
   for port in $(seq "$1" $(($1 + 200))); do
@@ -34,7 +26,7 @@ pg_start() {
   CLICKPIPE_PG_PASSWORD="pw-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
   echo "$CLICKPIPE_PG_PASSWORD" > "$pwfile"
   chown postgres "$pwfile"
-  as_postgres "$PG_BIN/initdb" -D "$PG_DATA/data" -U postgres --auth-local=trust \
+  as_user postgres "$PG_BIN/initdb" -D "$PG_DATA/data" -U postgres --auth-local=trust \
     --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_DATA/initdb.log" 2>&1 || {
     cat "$PG_DATA/initdb.log" >&2
     return 1
@@ -59,11 +51,11 @@ local replication all trust
 host all all 127.0.0.1/32 scram-sha-256
 host replication all 127.0.0.1/32 scram-sha-256
 HBA
-  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -l "$PG_DATA/server.log" -w -t 60 start >/dev/null || {
+  as_user postgres "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -l "$PG_DATA/server.log" -w -t 60 start >/dev/null || {
     cat "$PG_DATA/server.log" >&2
     return 1
   }
-  as_postgres psql -h "$PG_DATA" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q <<SQL
+  as_user postgres psql -h "$PG_DATA" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q <<SQL
 CREATE ROLE clickpipe LOGIN SUPERUSER REPLICATION PASSWORD '$CLICKPIPE_PG_PASSWORD';
 CREATE DATABASE clickpipe_test OWNER clickpipe;
 SQL
@@ -74,7 +66,7 @@ SQL
 
 pg_stop() {
   [ -n "${PG_DATA:-}" ] || return 0
-  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -m immediate -w stop >/dev/null 2>&1 || true
+  as_user postgres "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$PG_DATA"
   PG_DATA=
 }

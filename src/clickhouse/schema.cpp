@@ -312,16 +312,20 @@ void encode_value(std::string& out, const MappedColumn& m, const Datum& d) {
   }
 }
 
+// The keys a count back uploads, as the table `clickpipe_keys`: `tsv` holds per row the key
+// columns as text (k0, k1, ...) and then the version expected at least.
+ExternalTable keys_table(std::size_t key_columns, std::string tsv) {
+  ExternalTable t{"clickpipe_keys", "", std::move(tsv)};
+  for (std::size_t k = 0; k < key_columns; ++k)
+    t.structure += "k" + std::to_string(k) + " String, ";
+  t.structure += "expected UInt64";
+  return t;
+}
+
 // How many keys of `keys` (TabSeparated: the key columns as text, then a version) the FINAL view
 // holds at that version or a newer one.
 std::uint64_t count_landed(Client& client, const TableLayout& l,
-                           const std::vector<std::size_t>& key_at, ExternalTable& keys) {
-  keys.name = "clickpipe_keys";
-  keys.structure.clear();
-  for (std::size_t k = 0; k < key_at.size(); ++k) {
-    keys.structure += "k" + std::to_string(k) + " String, ";
-  }
-  keys.structure += "expected UInt64";
+                           const std::vector<std::size_t>& key_at, const ExternalTable& keys) {
   // Keys travel as text and are cast to the column types on the server, so a key compares the
   // way the insert stored it (and types like Decimal(12, 3) need not be spelled in the structure).
   std::string cols, casts, aliases, alias_list, join_side;
@@ -348,17 +352,13 @@ std::uint64_t count_landed(Client& client, const TableLayout& l,
 // carry version 0 and nothing newer is written while they load, and cheaper than count_landed's
 // FINAL and join (about 0.6x the time here).
 std::uint64_t count_present(Client& client, const TableLayout& l,
-                            const std::vector<std::size_t>& key_at, ExternalTable& keys) {
-  keys.name = "clickpipe_keys";
-  keys.structure.clear();
+                            const std::vector<std::size_t>& key_at, const ExternalTable& keys) {
   std::string cols, casts;
   for (std::size_t k = 0; k < key_at.size(); ++k) {
-    keys.structure += "k" + std::to_string(k) + " String, ";
     cols += (k ? ", " : "") + quote(l.columns[key_at[k]].name);
     casts +=
         (k ? ", " : "") + ("CAST(k" + std::to_string(k) + " AS " + l.columns[key_at[k]].type + ")");
   }
-  keys.structure += "expected UInt64";
   const std::string sql = "SELECT uniqExact(" + cols + ") FROM " +
                           quote(client.settings().database) + "." + quote(l.name) + " WHERE (" +
                           cols + ") IN (SELECT " + casts + " FROM clickpipe_keys)";
@@ -458,13 +458,13 @@ Reconciliation reconcile(Client& client, const TableLayout& l, const std::vector
   Reconciliation out;
   out.keys = newest.size();
   if (newest.empty()) return out;
-  ExternalTable keys{"clickpipe_keys", "", {}};
+  std::string tsv;
   for (const auto& [k, v] : newest) {
-    keys.tsv += k;
-    keys.tsv += std::to_string(v);
-    keys.tsv += '\n';
+    tsv += k;
+    tsv += std::to_string(v);
+    tsv += '\n';
   }
-  out.landed = count_landed(client, l, key_at, keys);
+  out.landed = count_landed(client, l, key_at, keys_table(key_at.size(), std::move(tsv)));
   return out;
 }
 
@@ -485,10 +485,10 @@ RowsMissing::RowsMissing(const std::string& table, Reconciliation r)
 
 CopyTextEncoder::CopyTextEncoder(TableLayout layout, std::uint64_t version, bool keep_keys)
     : layout_(std::move(layout)), version_(std::to_string(version)), keep_keys_(keep_keys) {
-  const auto at = key_columns(layout_);
+  key_at_ = key_columns(layout_);
   key_.assign(layout_.columns.size(), false);
   if (keep_keys_) {
-    for (std::size_t i : at) key_[i] = true;
+    for (std::size_t i : key_at_) key_[i] = true;
   }
   tail_ = "\t" + version_ + "\t0\t" + std::to_string(now_epoch_seconds()) + "\n";
 }
@@ -543,8 +543,8 @@ Reconciliation CopyTextEncoder::reconcile(Client& client) {
   Reconciliation out;
   out.keys = key_rows_;
   if (key_rows_ > 0) {
-    ExternalTable keys{{}, {}, std::move(keys_)};
-    out.landed = count_present(client, layout_, key_columns(layout_), keys);
+    out.landed =
+        count_present(client, layout_, key_at_, keys_table(key_at_.size(), std::move(keys_)));
   }
   keys_.clear();
   key_rows_ = 0;

@@ -99,8 +99,9 @@ class CopyTextEncoder {
 
  private:
   TableLayout layout_;
-  std::vector<bool> key_;  // per column: part of the key
-  std::string tail_;       // "\t<version>\t0\t<synced_at>\n"
+  std::vector<std::size_t> key_at_;  // the key columns, in key order
+  std::vector<bool> key_;            // per column: part of the key
+  std::string tail_;                 // "\t<version>\t0\t<synced_at>\n"
   std::string version_;
   std::string keys_;  // TabSeparated: key columns, then the version
   std::uint64_t key_rows_ = 0;
