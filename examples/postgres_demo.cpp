@@ -45,7 +45,7 @@ struct Printer : TransitionListener {
 std::map<std::string, std::string> pg_rows(postgres::Connection& pg, const std::string& t) {
   std::map<std::string, std::string> out;
   postgres::Result r =
-      pg.exec("SELECT id::text, concat_ws('|', name, amount::text, note) FROM " + t);
+      pg.exec("SELECT id::text, concat_ws('|', name, trim_scale(amount)::text, note) FROM " + t);
   for (int i = 0; i < r.rows(); ++i) out[std::string(r.value(i, 0))] = std::string(r.value(i, 1));
   return out;
 }
@@ -54,7 +54,8 @@ std::map<std::string, std::string> ch_rows(clickhouse::Client& ch, const std::st
   std::map<std::string, std::string> out;
   const std::string body = ch.query(
       "SELECT toString(id), arrayStringConcat(arrayFilter(x -> x != '', [ifNull(name, ''), "
-      "ifNull(toString(amount), ''), ifNull(note, '')]), '|') FROM " +
+      "ifNull(if(position(toString(amount), '.') > 0, replaceRegexpOne(toString(amount), "
+      "'[.]?0+$', ''), toString(amount)), ''), ifNull(note, '')]), '|') FROM " +
       clickhouse::quote(t) + " FINAL WHERE _is_deleted = 0 FORMAT TabSeparatedRaw");
   std::size_t at = 0;
   while (at < body.size()) {
@@ -121,8 +122,8 @@ int main() {
       "later)\n",
       cfg.source.host, cfg.source.port);
   clickhouse::Client ch(cfg.destination);
-  fmt::print("ClickHouse {}.{} at {}\n\n", ch.version().major, ch.version().minor,
-             cfg.destination.url);
+  fmt::print("ClickHouse {} at {}{}\n\n", ch.version().to_string(), cfg.destination.url,
+             cfg.destination.url.starts_with("chdb://") ? " (embedded in this process)" : "");
 
   // A running write load on every table until the end.
   std::atomic<bool> writing{true};

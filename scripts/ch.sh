@@ -1,4 +1,5 @@
-# Throwaway ClickHouse (Debian's 18.16) on 127.0.0.1 for tests and the demo. Source it.
+# Throwaway ClickHouse (Debian's 18.16) on 127.0.0.1 for tests and the demo, in a time zone with a
+# half-hour offset (nothing may depend on the server's zone). Source it.
 #   ch_start   own config and data under a temp dir, free ports, a password-protected user;
 #              exports CLICKPIPE_CH_* for the tests
 #   ch_stop    stops it and deletes its data
@@ -25,13 +26,18 @@ ch_start() {
   <default_database>default</default_database>
   <max_concurrent_queries>100</max_concurrent_queries>
   <mark_cache_size>268435456</mark_cache_size>
-  <timezone>UTC</timezone>
+  <timezone>America/St_Johns</timezone>
 </yandex>
 XML
   cat >"$CH_DIR/users.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <profiles><default>
+    <max_memory_usage>4000000000</max_memory_usage>
+    <!-- hostile: skip unparseable rows unless a client pins this off -->
+    <input_format_allow_errors_num>5</input_format_allow_errors_num>
+    <input_format_allow_errors_ratio>0.5</input_format_allow_errors_ratio>
+  </default></profiles>
   <users>
     <clickpipe>
       <password>$CLICKPIPE_CH_PASSWORD</password>

@@ -10,8 +10,32 @@ CLICKPIPE_PACKAGES=(
   libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev postgresql-15 postgresql-client-15
-  libcurl4-openssl-dev clickhouse-server clickhouse-client curl procps
+  libcurl4-openssl-dev clickhouse-server clickhouse-client curl procps locales npm
 )
+
+# ClickHouse 26 as a library (chDB), from the npm registry; loaded at run time, never built
+# against. ensure_chdb installs it once into a cache folder and exports CLICKPIPE_CHDB_LIBRARY.
+CHDB_PACKAGE="@chdb/lib-linux-x64-gnu@26.7.3-stable.1"
+CHDB_CACHE="${CLICKPIPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clickpipe}/chdb-26.7.3-stable.1"
+
+ensure_chdb() {
+  if [ ! -f "$CHDB_CACHE/package/libchdb.so" ]; then
+    echo "==> installing $CHDB_PACKAGE (npm) into $CHDB_CACHE"
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$CHDB_PACKAGE" >/dev/null && tar xzf ./*.tgz) || {
+      echo "error: cannot fetch $CHDB_PACKAGE from the npm registry" >&2
+      rm -rf "$tmp"
+      return 1
+    }
+    mkdir -p "$CHDB_CACHE"
+    rm -rf "$CHDB_CACHE/package"
+    mv "$tmp/package" "$CHDB_CACHE/package"
+    rm -rf "$tmp"
+  fi
+  [ -f "$CHDB_CACHE/package/libchdb.so" ] || { echo "error: no libchdb.so in $CHDB_CACHE" >&2; return 1; }
+  export CLICKPIPE_CHDB_LIBRARY="$CHDB_CACHE/package/libchdb.so"
+}
 
 # Runs a command as the unprivileged user $1 (the database servers refuse or should not run as
 # root), from root or through sudo.

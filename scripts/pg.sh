@@ -3,6 +3,12 @@
 #                 export CLICKPIPE_PG_* for the tests
 #   pg_stop       stop the server and delete its data
 # PostgreSQL refuses to run as root, so the server runs as the unprivileged `postgres` user.
+#
+# The server is configured the way real ones differ from the defaults (a hostile lab): a local
+# time zone with a half-hour offset, SQL/DMY dates, sql_standard intervals, escaped bytea, short
+# floats and a German numeric and monetary locale. clickpipe pins its own session settings, so
+# every test must pass on it; CLICKPIPE_PG_FRIENDLY=1 starts a server with the defaults instead.
+PG_LOCALE=de_DE.UTF-8
 
 PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -17,7 +23,14 @@ free_port() {
   return 1
 }
 
+# Generates $PG_LOCALE if the machine lacks it (Debian's `locales` package has the sources).
+ensure_pg_locale() {
+  locale -a 2>/dev/null | grep -qix "${PG_LOCALE/UTF-8/utf8}" && return 0
+  as_root localedef -i "${PG_LOCALE%%.*}" -c -f UTF-8 "$PG_LOCALE"
+}
+
 pg_start() {
+  [ "${CLICKPIPE_PG_FRIENDLY:-0}" = 1 ] || ensure_pg_locale
   PG_DATA=$(mktemp -d /tmp/clickpipe-pg.XXXXXX)
   chown postgres:postgres "$PG_DATA" 2>/dev/null || as_root chown postgres:postgres "$PG_DATA"
   chmod 700 "$PG_DATA"
@@ -45,6 +58,19 @@ shared_buffers = 256MB
 max_wal_size = 4GB
 log_min_messages = warning
 CONF
+  if [ "${CLICKPIPE_PG_FRIENDLY:-0}" != 1 ]; then
+    cat >>"$PG_DATA/data/postgresql.conf" <<CONF
+timezone = 'Asia/Kolkata'
+log_timezone = 'Asia/Kolkata'
+datestyle = 'SQL, DMY'
+intervalstyle = 'sql_standard'
+bytea_output = 'escape'
+extra_float_digits = 0
+lc_numeric = '$PG_LOCALE'
+lc_monetary = '$PG_LOCALE'
+lc_time = '$PG_LOCALE'
+CONF
+  fi
   cat >"$PG_DATA/data/pg_hba.conf" <<HBA
 local all all trust
 local replication all trust
@@ -61,7 +87,8 @@ CREATE DATABASE clickpipe_test OWNER clickpipe;
 SQL
   export CLICKPIPE_PG_HOST=127.0.0.1 CLICKPIPE_PG_PORT="$PG_PORT" CLICKPIPE_PG_USER=clickpipe \
     CLICKPIPE_PG_DATABASE=clickpipe_test CLICKPIPE_PG_PASSWORD PG_DATA PG_PORT
-  echo "==> PostgreSQL 15 on 127.0.0.1:$PG_PORT (data in $PG_DATA)"
+  echo "==> PostgreSQL 15 on 127.0.0.1:$PG_PORT (data in $PG_DATA): $(as_user postgres psql -h "$PG_DATA" \
+    -p "$PG_PORT" -U postgres -d postgres -Atc "SELECT format('TimeZone %s, DateStyle %s, IntervalStyle %s, bytea_output %s, extra_float_digits %s, lc_numeric %s', current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('bytea_output'), current_setting('extra_float_digits'), current_setting('lc_numeric'))")"
 }
 
 pg_stop() {

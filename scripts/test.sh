@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, starts a throwaway PostgreSQL 15 and ClickHouse on 127.0.0.1,
-# runs every test, and stops the servers again (also on failure). Exits non-zero on any failure.
-#   1. the dev preset (Debug, AddressSanitizer + UBSan): every test
+# Installs what is missing, builds, starts a throwaway PostgreSQL 15 (configured as real servers
+# differ from the defaults) and ClickHouse 18.16 on 127.0.0.1, runs every test, and stops the
+# servers again (also on failure). Exits non-zero on any failure.
+#   1. the dev preset (Debug, AddressSanitizer + UBSan): every test, ClickHouse 18.16 over HTTP
 #   2. the tsan preset (ThreadSanitizer): the tests labelled "runtime" (threads and races)
+#   3. the release preset: the destination and end-to-end tests again, against ClickHouse 26.7
+#      embedded (chDB from the npm registry; libchdb.so cannot be loaded under the sanitizers)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$CLICKPIPE_ROOT/scripts/pg.sh"
 source "$CLICKPIPE_ROOT/scripts/ch.sh"
 
 ensure_packages "${CLICKPIPE_PACKAGES[@]}"
+ensure_chdb
 cd "$CLICKPIPE_ROOT"
 
 configure_and_build dev
-trap 'pg_stop; ch_stop' EXIT
+CHDB_DIR=
+trap 'pg_stop; ch_stop; [ -z "$CHDB_DIR" ] || rm -rf "$CHDB_DIR"' EXIT
 pg_start
 ch_start
-echo "==> test (dev: ASan + UBSan)"
+echo "==> test (dev: ASan + UBSan; ClickHouse 18.16 over HTTP)"
 ctest --preset dev -j"$(nproc)"
 
 configure_and_build tsan
 echo "==> test (tsan: runtime under ThreadSanitizer)"
 ctest --preset tsan -L runtime -j"$(nproc)"
+
+configure_and_build release
+CHDB_DIR=$(mktemp -d /tmp/clickpipe-chdb.XXXXXX)
+echo "==> test (release: destination and end-to-end on ClickHouse 26.7 embedded in $CHDB_DIR)"
+# One directory, one process at a time: an embedded ClickHouse locks its directory. The process
+# time zone has a half-hour offset, as the servers' have.
+CLICKPIPE_CH_URL="chdb://$CHDB_DIR" TZ=America/St_Johns \
+  ctest --preset release -L "clickhouse|e2e" -j1

@@ -32,12 +32,21 @@ inline postgres::ConnectionSettings postgres_settings() {
   return s;
 }
 
+// Debian's ClickHouse 18.16 over HTTP, or, when CLICKPIPE_CH_URL is chdb://DIR, ClickHouse 26
+// embedded (the release run of ./scripts/test.sh).
 inline clickhouse::ClientSettings clickhouse_settings() {
   clickhouse::ClientSettings s;
+  const char* url = std::getenv("CLICKPIPE_CH_URL");
+  if (url && std::string(url).rfind("chdb://", 0) == 0) {
+    s.url = url;
+    return s;
+  }
   s.url = "http://" + server_env("CLICKPIPE_CH_HOST") + ":" + server_env("CLICKPIPE_CH_PORT");
   s.user = server_env("CLICKPIPE_CH_USER");
   s.password = server_env("CLICKPIPE_CH_PASSWORD");
   return s;
 }
+
+inline bool embedded_clickhouse() { return clickhouse_settings().url.rfind("chdb://", 0) == 0; }
 
 }  // namespace clickpipe::test

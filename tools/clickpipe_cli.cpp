@@ -116,6 +116,7 @@ CliConfig parse_config(const json& j) {
   c.executors.destination.user = text(dst, "destination", "user", "default");
   c.executors.destination.password = secret(dst, "destination");
   c.executors.destination.database = text(dst, "destination", "database", "default");
+  c.executors.destination.chdb_library = text(dst, "destination", "chdb_library", "");
   if (dst.contains("reconcile")) {
     if (!dst.at("reconcile").is_boolean())
       throw InvalidField("destination.reconcile", "expected true or false");

@@ -28,9 +28,16 @@ Config config_from_environment(const std::string& pipe_id) {
   c.source.dbname = env("CLICKPIPE_PG_DATABASE");
   c.source.user = env("CLICKPIPE_PG_USER");
   c.source.password = env("CLICKPIPE_PG_PASSWORD");
-  c.destination.url = "http://" + env("CLICKPIPE_CH_HOST") + ":" + env("CLICKPIPE_CH_PORT");
-  c.destination.user = env("CLICKPIPE_CH_USER");
-  c.destination.password = env("CLICKPIPE_CH_PASSWORD");
+  const char* url = std::getenv("CLICKPIPE_CH_URL");
+  if (url && std::string_view(url).starts_with("chdb://")) {
+    c.destination.url = url;  // embedded: no server, no credentials
+  } else {
+    c.destination.url = url && *url
+                            ? std::string(url)
+                            : "http://" + env("CLICKPIPE_CH_HOST") + ":" + env("CLICKPIPE_CH_PORT");
+    c.destination.user = env("CLICKPIPE_CH_USER");
+    c.destination.password = env("CLICKPIPE_CH_PASSWORD");
+  }
   c.pipe_id = pipe_id;
   return c;
 }
@@ -43,11 +50,8 @@ namespace {
 using clickhouse::Client;
 using clickhouse::TableLayout;
 
-postgres::Connection source(const Config& c) {
-  postgres::Connection conn = postgres::Connection::open(c.source);
-  conn.exec("SET TimeZone = 'UTC'");  // timestamptz printed in UTC, as the destination expects
-  return conn;
-}
+// Every connection pins the settings values are printed with (postgres::pinned_options).
+postgres::Connection source(const Config& c) { return postgres::Connection::open(c.source); }
 
 void write(const Config& c, Client& ch, const TableLayout& l,
            const std::vector<clickhouse::Row>& rows) {
@@ -90,8 +94,7 @@ class Provisioner final : public clickpipe::Provisioner {
     source(c_).exec("SELECT 1");
     Client ch(c_.destination);
     const auto v = ch.version();
-    ctx.progress.note("source and destination reachable; ClickHouse " + std::to_string(v.major) +
-                      "." + std::to_string(v.minor));
+    ctx.progress.note("source and destination reachable; ClickHouse " + v.to_string());
   }
 
  private:
@@ -224,7 +227,7 @@ class SnapshotCopier final : public clickpipe::SnapshotCopier {
     std::optional<std::string_view> line = copy.next();
     while (line) {
       std::uint64_t rows = 0;
-      ch.query_streamed(sql, [&](std::string& piece) {
+      ch.insert_streamed(sql, [&](std::string& piece) {
         ctx.throw_if_stopped();
         while (line && piece.size() < (1u << 20) && rows < kRowsPerInsert) {
           encoder.add(*line, piece);

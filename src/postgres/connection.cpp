@@ -69,6 +69,27 @@ std::optional<std::string> Result::get(int row, int col) const {
   return std::string(value(row, col));
 }
 
+std::string_view pinned_options() noexcept {
+  return "-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=postgres -c bytea_output=hex "
+         "-c extra_float_digits=3 -c lc_monetary=C";
+}
+
+namespace {
+// The `options` a connection string already carries, kept ahead of the pinned ones (libpq takes
+// the last `options` keyword given, so they must be joined).
+std::string options_in(const std::string& conninfo) {
+  if (conninfo.empty()) return {};
+  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), nullptr);
+  if (!parsed) return {};  // malformed: PQconnectdbParams reports it
+  std::string out;
+  for (PQconninfoOption* o = parsed; o->keyword; ++o) {
+    if (std::string_view(o->keyword) == "options" && o->val) out = o->val;
+  }
+  PQconninfoFree(parsed);
+  return out;
+}
+}  // namespace
+
 Connection Connection::open(const ConnectionSettings& s, bool replication) {
   std::vector<const char*> keys;
   std::vector<const char*> values;
@@ -90,6 +111,9 @@ Connection Connection::open(const ConnectionSettings& s, bool replication) {
   add("password", s.password);
   add("sslmode", s.sslmode);
   add("application_name", s.application_name);
+  std::string options = options_in(s.conninfo);
+  options += (options.empty() ? "" : " ") + std::string(pinned_options());
+  add("options", options);
   if (replication) {
     keys.push_back("replication");
     values.push_back("database");

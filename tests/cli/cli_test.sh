@@ -20,7 +20,7 @@ cat > "$WORK/pipe.json" <<J
 {"id": "cli$$", "store": "$WORK/store", "tables": ["public.$T"],
  "source": {"host": "$CLICKPIPE_PG_HOST", "port": "$CLICKPIPE_PG_PORT", "dbname": "$CLICKPIPE_PG_DATABASE",
             "user": "$CLICKPIPE_PG_USER", "password_env": "CLICKPIPE_PG_PASSWORD"},
- "destination": {"url": "http://$CLICKPIPE_CH_HOST:$CLICKPIPE_CH_PORT", "user": "$CLICKPIPE_CH_USER",
+ "destination": {"url": "${CLICKPIPE_CH_URL:-http://$CLICKPIPE_CH_HOST:$CLICKPIPE_CH_PORT}", "user": "$CLICKPIPE_CH_USER",
                  "password_env": "CLICKPIPE_CH_PASSWORD"},
  "settings": {"sync_interval_ms": 200}}
 J

@@ -199,7 +199,9 @@ struct Tally {
 
 Tally source_tally(postgres::Connection& pg, const std::string& t) {
   Tally out;
-  postgres::Result r = pg.exec("SELECT id::text, v, n::text, amount::text, doc FROM " +
+  // Decimals without trailing zeros: ClickHouse 26 prints 1.5 where PostgreSQL and 18.16 print
+  // 1.50 (see destination_tally).
+  postgres::Result r = pg.exec("SELECT id::text, v, n::text, trim_scale(amount)::text, doc FROM " +
                                postgres::qualified(pg, TableRef{"public", t}));
   for (int i = 0; i < r.rows(); ++i) {
     std::vector<std::optional<std::string>> row;
@@ -219,7 +221,13 @@ Tally destination_tally(const pg_to_clickhouse::Config& cfg, postgres::Connectio
   Tally out;
   const auto layout =
       clickhouse::layout_for(def, pg_to_clickhouse::destination_table(ref), ch.version());
-  for (const auto& row : clickhouse::read_final(ch, layout)) out.add(row);
+  for (auto row : clickhouse::read_final(ch, layout)) {
+    if (auto& amount = row.at(3); amount && amount->find('.') != std::string::npos) {
+      while (amount->back() == '0') amount->pop_back();
+      if (amount->back() == '.') amount->pop_back();
+    }
+    out.add(row);
+  }
   return out;
 }
 

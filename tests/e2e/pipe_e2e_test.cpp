@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/logger.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <thread>
@@ -155,7 +156,7 @@ TEST(EndToEnd, StreamedCopyTextLandsExactlyLikeDecodedRows) {
     postgres::CopyOut copy(pg, def, Partition{}, "");
     clickhouse::CopyTextEncoder encoder(streamed, 0);
     std::optional<std::string_view> line = copy.next();
-    ch.query_streamed(encoder.insert_sql("default"), [&](std::string& piece) {
+    ch.insert_streamed(encoder.insert_sql("default"), [&](std::string& piece) {
       for (; line; line = copy.next()) encoder.add(*line, piece);
       return false;
     });
@@ -180,16 +181,147 @@ TEST(EndToEnd, AStreamedInsertThatFailsMidwayReportsTheSourceError) {
   ch.query(clickhouse::create_table_sql(l, "default"));
   clickhouse::CopyTextEncoder encoder(l, 0);
   int pieces = 0;
-  EXPECT_THROW(ch.query_streamed(encoder.insert_sql("default"),
-                                 [&](std::string& piece) {
-                                   if (++pieces == 3) throw TransientError("source went away");
-                                   encoder.add(std::to_string(pieces), piece);
-                                   return true;
-                                 }),
+  EXPECT_THROW(ch.insert_streamed(encoder.insert_sql("default"),
+                                  [&](std::string& piece) {
+                                    if (++pieces == 3) throw TransientError("source went away");
+                                    encoder.add(std::to_string(pieces), piece);
+                                    return true;
+                                  }),
                TransientError);
   EXPECT_EQ(ch.query("SELECT count() FROM " + clickhouse::quote(l.name)), "0\n")
       << "an aborted insert stores nothing";
   EXPECT_EQ(ch.query("SELECT 1"), "1\n") << "the client is usable afterwards";
+}
+
+// Fails the count-back (the query that reads uploaded keys) the next `failures` times it runs,
+// after the rows it checks were inserted: a transient error (the server went away) or a fatal one
+// (a server refusing the SQL, as 26.x did with ALIAS_REQUIRED).
+struct CountBackFault {
+  std::atomic<int> failures{0};
+  std::atomic<int> fired{0};
+  bool fatal = false;
+
+  class Transport final : public clickhouse::Transport {
+   public:
+    Transport(std::unique_ptr<clickhouse::Transport> inner, CountBackFault& f)
+        : inner_(std::move(inner)), f_(f) {}
+    std::string query(std::string_view sql) override { return inner_->query(sql); }
+    std::string query(std::string_view sql, const clickhouse::ExternalTable& table) override {
+      if (f_.failures.fetch_sub(1) > 0) {
+        ++f_.fired;
+        if (f_.fatal) throw clickhouse::ClickHouseFatalError("injected: ALIAS_REQUIRED", 206);
+        throw clickhouse::ClickHouseTransientError("injected: connection reset", 0);
+      }
+      return inner_->query(sql, table);
+    }
+    void insert(std::string_view sql, std::span<const clickhouse::Setting> settings,
+                const clickhouse::Producer& produce) override {
+      inner_->insert(sql, settings, produce);
+    }
+    std::string describe() const override { return inner_->describe(); }
+
+   private:
+    std::unique_ptr<clickhouse::Transport> inner_;
+    CountBackFault& f_;
+  };
+
+  void install(pg_to_clickhouse::Config& c) {
+    c.destination.wrap = [this](std::unique_ptr<clickhouse::Transport> t) {
+      return std::make_unique<Transport>(std::move(t), *this);
+    };
+  }
+};
+
+struct CountBackPipe {
+  std::string id, t;
+  pg_to_clickhouse::Config cfg;
+  CountBackFault fault;
+  postgres::Connection pg;
+  std::unique_ptr<Pipe> pipe;
+
+  explicit CountBackPipe(const std::string& name)
+      : id(name + "_" + std::to_string(::getpid())),
+        t(id),
+        cfg(config(id)),
+        pg(postgres::Connection::open(cfg.source)) {
+    fault.install(cfg);
+    pg.exec("CREATE TABLE " + t + " (id int8 PRIMARY KEY, v text)");
+    pg.exec("INSERT INTO " + t + " SELECT g, 'row ' || g FROM generate_series(1, 100) g");
+    Settings s;
+    s.sync_interval = 100ms;
+    testing::fast_retries(s, 20ms, 200ms);
+    PipeOptions o;
+    o.logger = std::make_shared<spdlog::logger>("countback");
+    o.store = std::make_shared<MemoryStore>();
+    pipe =
+        std::make_unique<Pipe>(PipeConfig{id, Mode::InitialLoadAndCdc, {TableRef{"public", t}}, s},
+                               pg_to_clickhouse::make_executors(cfg), o);
+    pipe->start();
+  }
+  ~CountBackPipe() { testing::drive_to(*pipe, State::Terminated, 30s); }
+  bool ever_failed() const {
+    for (const auto& h : pipe->status().history) {
+      if (h.to == State::Failed) return true;
+    }
+    return false;
+  }
+};
+
+// A count-back that fails transiently after its batch was inserted: the batch stays unconfirmed,
+// CDC restarts from the confirmed position, the batch is inserted and counted again, and the
+// pipe never fails.
+TEST(EndToEnd, ATransientCountBackFailureIsRetriedWithTheBatchReapplied) {
+  CountBackPipe p("cbtransient");
+  ASSERT_TRUE(p.pipe->wait_for(State::Running, 60s));
+  p.fault.failures = 1;
+  p.pg.exec("INSERT INTO " + p.t + " VALUES (1001, 'cdc')");
+  p.pg.exec("UPDATE " + p.t + " SET v = 'changed' WHERE id = 7");
+  EXPECT_TRUE(converges(p.pg, p.cfg, p.t));
+  EXPECT_EQ(p.fault.fired, 1) << "the fault was hit";
+  EXPECT_FALSE(p.ever_failed());
+  EXPECT_EQ(p.pipe->state(), State::Running);
+}
+
+// The bug this pins: a count-back the server refused (ALIAS_REQUIRED on 26.x) left the pipe
+// Failed with its batch inserted, and nothing said which query or what happens to the batch. Now
+// the error names the query, the batch's position is not confirmed, and `retry` applies it again:
+// shown by emptying the destination table while the pipe is Failed.
+TEST(EndToEnd, Regression_ARefusedCountBackFailsNamingTheQueryAndRetryReappliesTheBatch) {
+  CountBackPipe p("cbfatal");
+  ASSERT_TRUE(p.pipe->wait_for(State::Running, 60s));
+  p.fault.fatal = true;
+  p.fault.failures = 1;
+  const std::string before =
+      std::string(p.pg.exec("SELECT pg_current_wal_insert_lsn()::text").value(0, 0));
+  p.pg.exec("INSERT INTO " + p.t + " VALUES (1001, 'cdc')");
+  ASSERT_TRUE(p.pipe->wait_for(State::Failed, 30s)) << to_string(p.pipe->state());
+  EXPECT_EQ(p.fault.fired, 1);
+  const PipeStatus st = p.pipe->status();
+  ASSERT_TRUE(st.last_error.has_value());
+  EXPECT_NE(st.last_error->message.find("counting back the rows just written to " + p.t),
+            std::string::npos)
+      << st.last_error->message;
+  EXPECT_NE(st.last_error->message.find("Query: SELECT countIf("), std::string::npos)
+      << st.last_error->message;
+  EXPECT_NE(st.last_error->message.find("written again on retry"), std::string::npos);
+  EXPECT_TRUE(*parse_lsn(p.pg.exec("SELECT confirmed_flush_lsn::text FROM pg_replication_slots "
+                                   "WHERE slot_name = $1",
+                                   {pg_to_clickhouse::slot_name(p.id)})
+                             .value(0, 0)) <= *parse_lsn(before))
+      << "the batch was not confirmed to the source";
+  EXPECT_TRUE(st.cdc.confirmed <= *parse_lsn(before)) << "nor saved as applied";
+
+  clickhouse::Client ch(p.cfg.destination);
+  ch.query("TRUNCATE TABLE " + clickhouse::quote(p.t));
+  ASSERT_TRUE(p.pipe->retry());
+  ASSERT_TRUE(p.pipe->wait_for(State::Running, 30s));
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (destination_rows(p.cfg, p.t).count("1001") == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(destination_rows(p.cfg, p.t), (std::map<std::string, std::string>{{"1001", "cdc"}}))
+      << "the unconfirmed batch was applied again, and only it";
 }
 
 }  // namespace

@@ -607,3 +607,99 @@ TEST(PgOutput, SeededRandomMutationsNeverCrashOrReadOutOfBounds) {
 
 }  // namespace
 }  // namespace clickpipe::postgres
+
+namespace clickpipe::postgres {
+namespace {
+
+// The server ./scripts/test.sh starts differs from the defaults the way real servers do: a test
+// of the pinned settings that ran against a UTC/ISO server would prove nothing.
+void expect_hostile_server(Connection& c) {
+  const char* friendly = std::getenv("CLICKPIPE_PG_FRIENDLY");
+  if (friendly && std::string(friendly) == "1") return;
+  // What the server's configuration says (this session's own values are pinned).
+  Result r = c.exec(
+      "SELECT name, setting FROM pg_file_settings WHERE applied AND name IN ('timezone', "
+      "'datestyle', 'bytea_output', 'extra_float_digits') ORDER BY name");
+  std::map<std::string, std::string> got;
+  for (int i = 0; i < r.rows(); ++i) got[std::string(r.value(i, 0))] = r.value(i, 1);
+  EXPECT_EQ(got["datestyle"], "SQL, DMY");
+  EXPECT_EQ(got["timezone"], "Asia/Kolkata");
+  EXPECT_EQ(got["bytea_output"], "escape");
+  EXPECT_EQ(got["extra_float_digits"], "0");
+  EXPECT_EQ(c.exec("SHOW TimeZone").value(0, 0), "UTC") << "and this session pins its own";
+}
+
+constexpr const char* kAwkwardRow =
+    "(1, '2024-01-02 03:04:05.123456+00', '2024-02-29', '\\x00ff5c', 0.1::float8 + 0.2, "
+    "'1 day 02:03:04', '{\"2024-01-02 03:04:05+00\"}')";
+// The same row as every session of clickpipe prints it, whatever the server's defaults.
+const std::vector<std::string> kPinnedText = {"1",
+                                              "2024-01-02 03:04:05.123456+00",
+                                              "2024-02-29",
+                                              "\\x00ff5c",
+                                              "0.30000000000000004",
+                                              "1 day 02:03:04",
+                                              "{\"2024-01-02 03:04:05+00\"}"};
+constexpr const char* kAwkwardColumns =
+    " (id int8 PRIMARY KEY, ts timestamptz, d date, b bytea, f float8, i interval, "
+    "a timestamptz[])";
+
+// The bug this pins: only the SQL sessions set TimeZone; the replication connection kept the
+// server's settings, so CDC delivered timestamptz in +05:30 (and the destination dropped the
+// offset), dates as 29/02/2024, bytea escaped and floats rounded.
+TEST(Postgres, Regression_CdcValuesArriveInThePinnedSettingsNotTheServers) {
+  Connection c = sql();
+  expect_hostile_server(c);
+  const std::string t = unique("pinned_cdc");
+  c.exec("CREATE TABLE " + t + kAwkwardColumns);
+  const std::string slot = unique("pinned_slot"), publication = unique("pinned_pub");
+  const std::vector<TableRef> refs{{"public", t}};
+  ensure_publication(c, publication, refs);
+  Lsn start;
+  {
+    Connection repl = Connection::open(settings(), true);
+    start = create_slot(repl, c, slot).info.consistent_point;
+  }
+  c.exec("INSERT INTO " + t + " VALUES " + kAwkwardRow);
+  {
+    LogicalStream s(settings(), slot, publication, start);
+    const auto changes = drain(s, 1);
+    ASSERT_EQ(changes.size(), 1u);
+    ASSERT_EQ(changes[0].values.size(), kPinnedText.size());
+    for (std::size_t i = 0; i < kPinnedText.size(); ++i) {
+      EXPECT_EQ(changes[0].values[i].text, kPinnedText[i]) << "column " << i;
+    }
+  }
+  drop_slot(c, slot);
+  drop_publication(c, publication);
+}
+
+// The same for the initial load: COPY text follows the session's settings.
+TEST(Postgres, Regression_SnapshotValuesArriveInThePinnedSettingsNotTheServers) {
+  Connection c = sql();
+  expect_hostile_server(c);
+  const std::string t = unique("pinned_copy");
+  c.exec("CREATE TABLE " + t + kAwkwardColumns);
+  c.exec("INSERT INTO " + t + " VALUES " + kAwkwardRow);
+  const TableRef ref{"public", t};
+  const TableDefinition def = read_definitions(c, std::span(&ref, 1)).at(0);
+  std::vector<Values> rows;
+  copy_partition(c, def, Partition{}, "", [&](std::vector<Values>&& b) {
+    for (auto& r : b) rows.push_back(std::move(r));
+  });
+  ASSERT_EQ(rows.size(), 1u);
+  for (std::size_t i = 0; i < kPinnedText.size(); ++i) {
+    EXPECT_EQ(rows[0][i].text, kPinnedText[i]) << "column " << i;
+  }
+}
+
+TEST(Postgres, OptionsOfAConnectionStringAreKeptBesideThePinnedOnes) {
+  ConnectionSettings s = settings();
+  s.conninfo = "options='-c application_name=from_conninfo -c statement_timeout=12345'";
+  Connection c = Connection::open(s);
+  EXPECT_EQ(c.exec("SHOW statement_timeout").value(0, 0), "12345ms");
+  EXPECT_EQ(c.exec("SHOW TimeZone").value(0, 0), "UTC");
+}
+
+}  // namespace
+}  // namespace clickpipe::postgres

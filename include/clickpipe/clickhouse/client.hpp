@@ -1,5 +1,6 @@
-// ClickHouse over its HTTP interface (libcurl): one connection kept alive, credentials in headers,
-// errors classified from ClickHouse's exception codes.
+// A ClickHouse client over a transport chosen by the URL's scheme: HTTP (libcurl; one connection
+// kept alive, credentials in headers) or chdb:// (ClickHouse embedded in this process through
+// libchdb.so, loaded at run time). Errors are classified from ClickHouse's exception codes.
 #pragma once
 
 #include <chrono>
@@ -9,12 +10,17 @@
 #include <string>
 #include <string_view>
 
+#include "clickpipe/clickhouse/features.hpp"
+#include "clickpipe/clickhouse/transport.hpp"
 #include "clickpipe/error.hpp"
 
 namespace clickpipe::clickhouse {
 
 struct ClientSettings {
-  std::string url = "http://127.0.0.1:8123";  // scheme, host and port; https:// for TLS
+  // http://host:port or https://host:port: a server. chdb:///abs/dir or chdb://rel/dir: a
+  // ClickHouse embedded in this process storing its data in that directory (created if missing;
+  // one directory per process; user and password are not used).
+  std::string url = "http://127.0.0.1:8123";
   std::string user = "default";
   std::string password;  // sent in a header, never in the URL, never in a message
   std::string database = "default";
@@ -22,6 +28,11 @@ struct ClientSettings {
   std::chrono::milliseconds timeout{300000};
   std::string ca_file;      // TLS: a CA bundle to trust (passed to libcurl)
   bool verify_peer = true;  // TLS: verify the server's certificate
+  // chdb://: the path of libchdb.so (npm package @chdb/lib-linux-x64-gnu). Empty: the
+  // environment variable CLICKPIPE_CHDB_LIBRARY, then the dynamic loader's search.
+  std::string chdb_library;
+  // Wraps every transport a client opens with these settings (tests, instrumentation).
+  std::function<std::unique_ptr<Transport>(std::unique_ptr<Transport>)> wrap;
 
   std::string describe() const;  // url, user and database; never the password
 };
@@ -47,54 +58,40 @@ class ClickHouseFatalError : public FatalError {
 };
 
 bool is_transient_code(int code);
-
-struct ServerVersion {
-  int major = 0;
-  int minor = 0;
-  // DateTime64 and Date32 (ClickHouse 21.x and later).
-  bool has_datetime64() const noexcept { return major > 20 || (major == 20 && minor >= 1); }
-  bool has_date32() const noexcept { return major > 21 || (major == 21 && minor >= 9); }
-};
-
-// A table sent along with a query (ClickHouse's "external data"): the query reads it by `name`.
-// Columns are named and typed in `structure` ("a String, b UInt64": names and types must not
-// contain spaces or commas, as ClickHouse splits the structure on them).
-struct ExternalTable {
-  std::string name;
-  std::string structure;
-  std::string tsv;  // the rows, TabSeparated
-};
+// Throws the one of the two errors that `code` calls for.
+[[noreturn]] void throw_error(const std::string& message, int code);
+// ClickHouse's exception code in an error text ("Code: 62, e.displayText() = DB::..." from old
+// servers, "Code: 62. DB::Exception: ..." from newer ones); 0 when there is none.
+int exception_code(std::string_view text);
 
 // Not thread-safe: one client per thread (each keeps its own connection).
 class Client {
  public:
+  // Opens the transport for `settings.url`; throws InvalidField for an unknown scheme and
+  // ClickHouseFatalError when the embedded engine cannot be loaded.
   explicit Client(ClientSettings settings);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Runs `sql` (the query goes in the body; `data`, when given, follows it on a new line as for
-  // INSERT ... FORMAT). Returns the response body; throws a classified error.
-  std::string query(std::string_view sql, std::string_view data = {});
-  // Runs `sql` (a SELECT) with `table` uploaded next to it; errors as for query().
+  // Runs one statement and returns what it printed; throws a classified error.
+  std::string query(std::string_view sql);
+  // Runs `sql` (a SELECT) with `table` sent next to it; errors as for query().
   std::string query(std::string_view sql, const ExternalTable& table);
-  // Runs `sql` (an INSERT ... FORMAT TabSeparated) with its data streamed: `produce` appends
-  // the next piece of the body (whole rows) to its argument and returns false once that piece
-  // was the last. Anything `produce` throws ends the body with a line ClickHouse cannot parse, so
-  // the insert is refused rather than stored in part, and is rethrown here; other errors as for
-  // query().
-  using Producer = std::function<bool(std::string& piece)>;
-  std::string query_streamed(std::string_view sql, const Producer& produce);
-  // The server's version, asked once and remembered.
+  // Inserts TabSeparated `rows` with `insert_sql` ("INSERT INTO t (a, b)", no FORMAT), with the
+  // server's insert settings pinned (Features::insert_settings).
+  void insert(std::string_view insert_sql, std::string_view rows);
+  // The same with the body streamed from `produce` (see Transport::insert): stored whole or not
+  // at all; what `produce` throws is rethrown.
+  void insert_streamed(std::string_view insert_sql, const Producer& produce);
+  // The server's version and what clickpipe uses of it, asked once and remembered.
   ServerVersion version();
+  Features features() { return Features::of(version()); }
   const ClientSettings& settings() const noexcept { return settings_; }
 
  private:
-  struct Body;
-  std::string perform(const std::string& url_params, const Body& body);
-
   ClientSettings settings_;
-  void* curl_;
+  std::unique_ptr<Transport> transport_;
   std::optional<ServerVersion> version_;
 };
 

@@ -19,14 +19,17 @@ namespace clickpipe::clickhouse {
 std::string quote(std::string_view name);
 bool valid_utf8(std::string_view text) noexcept;
 
-// How a PostgreSQL text value becomes a ClickHouse TabSeparated value.
+// How a PostgreSQL text value becomes a ClickHouse TabSeparated value. The source text is what a
+// session with the pinned settings prints (postgres::pinned_options: ISO dates, UTC, hex bytea);
+// conversions still read any offset and either bytea output rather than trust a server default.
 enum class Conversion : std::uint8_t {
-  Verbatim,   // integers, decimals, strings, uuid, json
+  Verbatim,   // integers, strings, uuid, json, unconstrained numeric
   Float,      // NaN/Infinity spelled ClickHouse's way
-  Boolean,    // t/f -> 1/0 (or true/false for Bool)
-  Bytea,      // \x hex -> the bytes
-  Timestamp,  // "2024-01-02 03:04:05.123+00" -> "2024-01-02 03:04:05.123000" (UTC)
-  Date,       // as is
+  Decimal,    // numeric(p, s); NaN and infinities, which Decimal cannot hold, become NULL (or 0)
+  Boolean,    // t/f -> 1/0
+  Bytea,      // \x hex (or escape format) -> the bytes
+  Timestamp,  // "2024-01-02 03:04:05.123+05:30" -> "2024-01-01 21:34:05.123000" (UTC)
+  Date,       // "2024-01-02"
   Array,      // {a,"b c",NULL} -> ['a','b c',NULL]
 };
 
@@ -36,12 +39,17 @@ struct MappedColumn {
   Conversion conversion = Conversion::Verbatim;
   Conversion element = Conversion::Verbatim;  // for arrays: of each element
   bool quoted_elements = false;               // for arrays: elements are strings
+  bool nullable = false;
+  // Date32/DateTime64: values outside 1900-01-01 .. 2299-12-31 (and infinities, BC) are clamped
+  // to its ends. False for the String columns of older servers, which keep the source's text.
+  bool bounded = false;
 };
 
 struct TableLayout {
   std::string name;  // the ClickHouse table name, unquoted
   std::vector<MappedColumn> columns;
   std::vector<std::string> order_by;  // primary key columns
+  ServerVersion server;               // the types and the engine follow its Features
 };
 
 // The ClickHouse type of one column on a server of `version` (see docs/type-mapping.md).
@@ -53,7 +61,11 @@ MappedColumn map_column(const Column& column, ServerVersion version);
 TableLayout layout_for(const TableDefinition& table, const std::string& name,
                        ServerVersion version);
 
+// CREATE TABLE IF NOT EXISTS with ReplacingMergeTree(_version[, _is_deleted]) ordered by the key.
 std::string create_table_sql(const TableLayout& layout, const std::string& database);
+
+// One non-NULL source text value as the column's TabSeparated text (what an insert sends).
+std::string convert_value(const MappedColumn& column, std::string_view source_text);
 
 // One row to write: values in source text form, its version, and whether it deletes the key.
 struct Row {
@@ -70,10 +82,13 @@ std::string encode_rows(const TableLayout& layout, const std::vector<Row>& rows,
 std::uint64_t insert(Client& client, const TableLayout& layout, const std::vector<Row>& rows);
 
 // What ClickHouse holds for the keys of some rows just written: `keys` distinct keys were
-// written; `landed` of them show, in the FINAL view, the newest version written for them or a
-// newer one. A destination that answered an insert with success but kept fewer rows shows up as
-// landed < keys. (ClickHouse 18.16 reports no written-row count for an HTTP insert, so the rows
-// are counted back; the keys travel as external data, never spliced into SQL.)
+// written; `landed` of them are held at the newest version written for them or a newer one
+// (deleted keys included: their deletion is a row too). A destination that answered an insert
+// with success but kept fewer rows shows up as landed < keys. (ClickHouse 18.16 reports no
+// written-row count for an HTTP insert, so the rows are counted back; the keys travel as external
+// data, never spliced into SQL.) A count-back query the server refuses is a bug in clickpipe:
+// ClickHouseFatalError naming the query; a transient failure is rethrown as it is. Either way the
+// rows stay unconfirmed and are written again when the pipe retries.
 struct Reconciliation {
   std::uint64_t keys = 0;
   std::uint64_t landed = 0;
@@ -94,7 +109,8 @@ class CopyTextEncoder {
   void add(std::string_view line, std::string& out);
   // Counts back the rows added since the last call (as reconcile() does) and forgets them.
   Reconciliation reconcile(Client& client);
-  // "INSERT INTO db.table (columns..., _version, _is_deleted, _synced_at) FORMAT TabSeparated"
+  // "INSERT INTO db.table (columns..., _version, _is_deleted, _synced_at)", for
+  // Client::insert_streamed.
   std::string insert_sql(const std::string& database) const;
 
  private:

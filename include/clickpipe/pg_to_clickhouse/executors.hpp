@@ -22,8 +22,9 @@ struct Config {
 };
 
 // The servers the scripts in scripts/ start for the demo, tests and benchmarks, as they export
-// them: CLICKPIPE_PG_{HOST,PORT,DATABASE,USER,PASSWORD} and CLICKPIPE_CH_{HOST,PORT,USER,PASSWORD}
-// (plain HTTP). Throws InvalidField naming the first variable that is not set.
+// them: CLICKPIPE_PG_{HOST,PORT,DATABASE,USER,PASSWORD}, and CLICKPIPE_CH_{HOST,PORT,USER,PASSWORD}
+// (plain HTTP) unless CLICKPIPE_CH_URL names the destination (chdb://DIR: embedded, no
+// credentials). Throws InvalidField naming the first variable that is not set.
 Config config_from_environment(const std::string& pipe_id);
 
 // The ClickHouse table a source table lands in: its name, prefixed with the schema unless public.

@@ -106,6 +106,13 @@ class Connection {
   ConnectionSettings settings_;
 };
 
+// The session settings every connection pins through libpq's `options` (the replication
+// connection too, whose walsender prints the values pgoutput sends), after any options of the
+// connection string: values arrive in one form whatever the server's defaults are.
+//   TimeZone=UTC, DateStyle=ISO,MDY, IntervalStyle=postgres, bytea_output=hex,
+//   extra_float_digits=3 (shortest exact floats), lc_monetary=C
+std::string_view pinned_options() noexcept;
+
 // Replaces every occurrence of `secret` in `text` with "***".
 std::string redact(std::string text, const std::string& secret);
 

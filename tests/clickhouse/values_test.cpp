@@ -1,0 +1,132 @@
+// Value conversions and version-decided features, without a server.
+#include <gtest/gtest.h>
+
+#include "clickpipe/clickhouse/schema.hpp"
+
+namespace clickpipe::clickhouse {
+namespace {
+
+const ServerVersion kOld{18, 16}, kNew{26, 7};
+
+MappedColumn mapped(const char* type, ServerVersion v, bool nullable = true, int typmod = -1) {
+  return map_column(Column{"c", type, 0, typmod, nullable, 0}, v);
+}
+
+TEST(Features, FollowTheServerVersion) {
+  const Features old = Features::of(kOld);
+  EXPECT_FALSE(old.datetime64);
+  EXPECT_FALSE(old.date32);
+  EXPECT_FALSE(old.replacing_is_deleted);
+  EXPECT_FALSE(old.async_insert);
+  EXPECT_TRUE(Features::of({20, 1}).datetime64);
+  EXPECT_FALSE(Features::of({21, 8}).date32);
+  EXPECT_TRUE(Features::of({21, 9}).date32);
+  EXPECT_FALSE(Features::of({21, 10}).async_insert);
+  EXPECT_TRUE(Features::of({21, 11}).async_insert);
+  EXPECT_FALSE(Features::of({23, 1}).replacing_is_deleted);
+  EXPECT_TRUE(Features::of({23, 2}).replacing_is_deleted);
+  const Features now = Features::of(kNew);
+  EXPECT_TRUE(now.datetime64 && now.date32 && now.replacing_is_deleted && now.async_insert);
+
+  auto names = [](const Features& f) {
+    std::string out;
+    for (const Setting& s : f.insert_settings()) out += s.name + "=" + s.value + " ";
+    return out;
+  };
+  EXPECT_EQ(names(old), "input_format_allow_errors_num=0 input_format_allow_errors_ratio=0 ")
+      << "18.16 refuses async_insert as an unknown setting";
+  EXPECT_EQ(names(now),
+            "input_format_allow_errors_num=0 input_format_allow_errors_ratio=0 async_insert=0 ");
+}
+
+TEST(Features, DecideTheEngine) {
+  const TableDefinition def{
+      TableRef{"public", "t"}, {Column{"id", "int8", 0, -1, false, 0}}, {"id"}};
+  EXPECT_NE(
+      create_table_sql(layout_for(def, "t", kOld), "db").find("ReplacingMergeTree(`_version`)"),
+      std::string::npos);
+  EXPECT_NE(create_table_sql(layout_for(def, "t", kNew), "db")
+                .find("ReplacingMergeTree(`_version`, `_is_deleted`)"),
+            std::string::npos);
+}
+
+TEST(Values, TimestampsAreReadInAnyOffsetAndWrittenInUtc) {
+  for (const ServerVersion v : {kOld, kNew}) {
+    for (const char* type : {"timestamptz", "timestamp"}) {
+      const MappedColumn m = mapped(type, v);
+      EXPECT_EQ(convert_value(m, "2024-01-02 03:04:05+00"), "2024-01-02 03:04:05.000000");
+      EXPECT_EQ(convert_value(m, "2024-01-02 03:04:05.5"), "2024-01-02 03:04:05.500000");
+      EXPECT_EQ(convert_value(m, "2024-01-02 03:04:05.123456+05:30"), "2024-01-01 21:34:05.123456");
+      EXPECT_EQ(convert_value(m, "2024-03-01 02:00:00-03:30"), "2024-03-01 05:30:00.000000");
+      EXPECT_EQ(convert_value(m, "2024-03-01 00:10:00+05:45"), "2024-02-29 18:25:00.000000")
+          << "back over a leap day";
+      EXPECT_EQ(convert_value(m, "2000-01-01 00:00:00+00:00:36"), "1999-12-31 23:59:24.000000")
+          << "old local mean time offsets carry seconds";
+      EXPECT_EQ(convert_value(m, "2299-12-31 23:59:59.999999+00"), "2299-12-31 23:59:59.999999");
+      EXPECT_THROW(convert_value(m, "02.01.2024 03:04:05 IST"), InvalidField)
+          << "a DateStyle other than ISO is refused, not guessed";
+      EXPECT_THROW(convert_value(m, "2024-01-02 03:04:05.1234567"), InvalidField);
+    }
+  }
+}
+
+TEST(Values, TypedColumnsClampWhatTheirRangeCannotHoldStringColumnsKeepIt) {
+  const MappedColumn typed = mapped("timestamptz", kNew), text = mapped("timestamptz", kOld);
+  EXPECT_TRUE(typed.bounded);
+  EXPECT_FALSE(text.bounded);
+  EXPECT_EQ(convert_value(typed, "infinity"), "2299-12-31 23:59:59.999999");
+  EXPECT_EQ(convert_value(typed, "-infinity"), "1900-01-01 00:00:00.000000");
+  EXPECT_EQ(convert_value(typed, "1899-12-31 23:59:59+00"), "1900-01-01 00:00:00.000000");
+  EXPECT_EQ(convert_value(typed, "1900-01-01 03:00:00+05:30"), "1900-01-01 00:00:00.000000")
+      << "clamped after the offset is taken off";
+  EXPECT_EQ(convert_value(typed, "0044-03-15 12:00:00+00 BC"), "1900-01-01 00:00:00.000000");
+  EXPECT_EQ(convert_value(typed, "294276-12-31 23:59:59.999999+00"), "2299-12-31 23:59:59.999999");
+  EXPECT_EQ(convert_value(text, "infinity"), "infinity");
+  EXPECT_EQ(convert_value(text, "-infinity"), "-infinity");
+  EXPECT_EQ(convert_value(text, "0044-03-15 12:00:00+00 BC"), "0044-03-15 12:00:00.000000 BC");
+  EXPECT_EQ(convert_value(text, "0001-01-01 02:00:00+05:30 BC"), "0002-12-31 20:30:00.000000 BC")
+      << "the offset crosses into the year before, 2 BC";
+  EXPECT_EQ(convert_value(text, "294276-12-31 23:59:59.999999+00"), "294276-12-31 23:59:59.999999");
+
+  const MappedColumn date32 = mapped("date", kNew), date = mapped("date", kOld);
+  EXPECT_EQ(convert_value(date32, "2024-02-29"), "2024-02-29");
+  EXPECT_EQ(convert_value(date32, "1000-01-01"), "1900-01-01");
+  EXPECT_EQ(convert_value(date32, "5874897-12-31"), "2299-12-31");
+  EXPECT_EQ(convert_value(date32, "infinity"), "2299-12-31");
+  EXPECT_EQ(convert_value(date32, "4713-01-01 BC"), "1900-01-01");
+  EXPECT_EQ(convert_value(date, "4713-01-01 BC"), "4713-01-01 BC");
+  EXPECT_EQ(convert_value(date, "-infinity"), "-infinity");
+  EXPECT_THROW(convert_value(date, "29.02.2024"), InvalidField);
+}
+
+TEST(Values, ByteaIsReadInHexOrEscapeFormat) {
+  const MappedColumn m = mapped("bytea", kNew);
+  EXPECT_EQ(convert_value(m, "\\x00ff5c09"), std::string("\\0\xff\\\\\\t", 7))
+      << "the bytes, TabSeparated-escaped";
+  EXPECT_EQ(convert_value(m, "\\000\\377\\\\ab"), std::string("\\0\xff\\\\ab", 7));
+  EXPECT_THROW(convert_value(m, "\\x0g"), InvalidField);
+  EXPECT_THROW(convert_value(m, "\\9"), InvalidField);
+}
+
+TEST(Values, DecimalsHoldNoNaNOrInfinity) {
+  const int typmod = ((12 << 16) | 3) + 4;
+  EXPECT_EQ(convert_value(mapped("numeric", kNew, true, typmod), "NaN"), "\\N");
+  EXPECT_EQ(convert_value(mapped("numeric", kNew, false, typmod), "-Infinity"), "0");
+  EXPECT_EQ(convert_value(mapped("numeric", kNew, true, typmod), "-1.250"), "-1.250");
+  EXPECT_EQ(convert_value(mapped("numeric", kNew), "NaN"), "NaN") << "unconstrained: text";
+  const MappedColumn arr = map_column(Column{"a", "_numeric", 0, typmod, true, 1}, kNew);
+  EXPECT_EQ(convert_value(arr, "{1.5,NaN,NULL}"), "[1.5,NULL,NULL]");
+}
+
+TEST(Values, ArraysConvertTheirElements) {
+  const MappedColumn ts = map_column(Column{"a", "_timestamptz", 0, -1, true, 1}, kNew);
+  EXPECT_EQ(convert_value(ts, "{\"2024-01-02 03:04:05+05:30\",NULL,infinity}"),
+            "['2024-01-01 21:34:05.000000',NULL,'2299-12-31 23:59:59.999999']");
+  const MappedColumn text = map_column(Column{"a", "_text", 0, -1, true, 1}, kOld);
+  EXPECT_EQ(convert_value(text, "{\"tab\there\",\"it's\",\"back\\\\slash\"}"),
+            "['tab\\there','it\\'s','back\\\\slash']");
+  EXPECT_THROW(convert_value(text, "{\"unterminated\""), InvalidField);
+}
+
+}  // namespace
+}  // namespace clickpipe::clickhouse
