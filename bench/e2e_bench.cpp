@@ -1,8 +1,10 @@
 // The whole pipe, PostgreSQL -> ClickHouse, against the standard tools on the same servers and
-// data in one run (bench/e2e_bench.sh starts throwaway servers and sets CLICKPIPE_PG_* / _CH_*):
+// data in one run (bench/e2e_bench.sh starts throwaway servers and sets CLICKPIPE_PG_* / _CH_*,
+// then runs it again with CLICKPIPE_CH_URL=chdb://DIR for ClickHouse 26 embedded):
 //   1. initial load of N rows: clickpipe (ctid partitions in parallel, reconciled and not) vs
 //      `psql -c "\copy t TO STDOUT" | curl -T - '<clickhouse>/?query=INSERT ... FORMAT
-//      TabSeparated'`, and vs ClickHouse alone ingesting the same rows from a file (the ceiling)
+//      TabSeparated'`, and vs ClickHouse alone ingesting the same rows from a file (the ceiling).
+//      Embedded, psql's output and the file go straight into the engine's streaming insert.
 //   2. CDC of M changes end to end (decode, ClickHouse insert, reconcile, checkpoint, confirm) vs
 //      `pg_recvlogical --plugin=pgoutput` draining the same changes to /dev/null
 //   3. replication lag p50/p99 under a steady write load
@@ -62,8 +64,17 @@ std::string curl_headers_file() {
   return path;
 }
 
+void must(bool ok, const char* what) {
+  if (!ok) {
+    fmt::print(stderr, "failed: {}\n", what);
+    std::exit(1);
+  }
+}
+
 double timed_shell(const std::string& cmd) {
   setenv("PGPASSWORD", need("CLICKPIPE_PG_PASSWORD").c_str(), 1);
+  // psql prints in the settings clickpipe pins too, whatever the server's defaults.
+  setenv("PGOPTIONS", std::string(postgres::pinned_options()).c_str(), 1);
   const auto t0 = Steady::now();
   std::string quoted;  // the command in single quotes for bash -c
   for (char c : cmd) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -80,6 +91,24 @@ std::string psql_target() {
   return fmt::format("-h {} -p {} -U {} -d {}", need("CLICKPIPE_PG_HOST"),
                      need("CLICKPIPE_PG_PORT"), need("CLICKPIPE_PG_USER"),
                      need("CLICKPIPE_PG_DATABASE"));
+}
+
+// Embedded: what a command prints, or a file, streamed into one insert of `table`.
+double timed_stream(clickhouse::Client& ch, const std::string& table, const std::string& from,
+                    bool command) {
+  setenv("PGPASSWORD", need("CLICKPIPE_PG_PASSWORD").c_str(), 1);
+  setenv("PGOPTIONS", std::string(postgres::pinned_options()).c_str(), 1);
+  const auto t0 = Steady::now();
+  FILE* in = command ? ::popen(from.c_str(), "r") : std::fopen(from.c_str(), "r");
+  must(in != nullptr, "open the baseline's input");
+  ch.insert_streamed("INSERT INTO " + table, [&](std::string& piece) {
+    piece.resize(1 << 20);
+    const std::size_t n = std::fread(piece.data(), 1, piece.size(), in);
+    piece.resize(n);
+    return n > 0;
+  });
+  must((command ? ::pclose(in) : std::fclose(in)) == 0, "the baseline's input");
+  return since(t0);
 }
 
 std::string insert_url(const std::string& table) {
@@ -120,13 +149,6 @@ std::unique_ptr<Pipe> make_pipe(const pg_to_clickhouse::Config& cfg, std::vector
                              pg_to_clickhouse::make_executors(cfg), o);
   pipe->start();
   return pipe;
-}
-
-void must(bool ok, const char* what) {
-  if (!ok) {
-    fmt::print(stderr, "failed: {}\n", what);
-    std::exit(1);
-  }
 }
 
 // Inserts rows into `table` at about `per_second`, remembering when each id committed.
@@ -198,10 +220,12 @@ int main(int argc, char** argv) {
   for (const char* d : {"bench_load", "bench_pipeline", "bench_file", "bench_lag", "bench_second"})
     ch.query(std::string("DROP TABLE IF EXISTS ") + d);
   const auto version = ch.version();
+  const bool embedded = base.destination.url.rfind("chdb://", 0) == 0;
   fmt::print(
-      "PostgreSQL {} and ClickHouse {}.{} on 127.0.0.1, {} hardware threads; table of {} rows "
+      "PostgreSQL {} and ClickHouse {} {} on 127.0.0.1, {} hardware threads; table of {} rows "
       "(int8, text, int4, numeric(12,2), timestamp)\n\n",
-      pg.server_version(), version.major, version.minor, std::thread::hardware_concurrency(), rows);
+      pg.server_version(), version.to_string(), embedded ? "embedded (chDB)" : "over HTTP",
+      std::thread::hardware_concurrency(), rows);
 
   // 1. initial load. The shell baselines write into a plain MergeTree of the same column types.
   const TableDefinition def =
@@ -216,7 +240,7 @@ int main(int argc, char** argv) {
     sql.resize(sql.size() - 2);
     ch.query(sql + ") ENGINE = MergeTree ORDER BY id");
   };
-  const std::string headers = curl_headers_file();
+  const std::string headers = embedded ? "" : curl_headers_file();
   const std::string file = "/tmp/clickpipe-bench-rows.tsv";
   timed_shell(fmt::format("psql {} -q -c \"\\copy {} TO '{}'\"", psql_target(), t, file));
   struct Variant {
@@ -238,13 +262,16 @@ int main(int argc, char** argv) {
   std::unique_ptr<Pipe> pipe;  // the last 4-way reconciled load, kept for CDC
   for (int round = 0; round < 3; ++round) {
     plain_table("bench_pipeline");
-    pipeline_s.push_back(timed_shell(fmt::format(
-        "psql {} -q -c \"\\copy {} TO STDOUT\" | curl -sS --fail -H @{} -X POST -T - '{}' "
-        ">/dev/null",
-        psql_target(), t, headers, insert_url("bench_pipeline"))));
+    const std::string copy = fmt::format("psql {} -q -c \"\\copy {} TO STDOUT\"", psql_target(), t);
+    pipeline_s.push_back(
+        embedded ? timed_stream(ch, "bench_pipeline", copy, true)
+                 : timed_shell(fmt::format("{} | curl -sS --fail -H @{} -X POST -T - '{}' >/dev/null",
+                                           copy, headers, insert_url("bench_pipeline"))));
     plain_table("bench_file");
-    file_s.push_back(timed_shell(fmt::format("curl -sS --fail -H @{} -X POST -T {} '{}' >/dev/null",
-                                             headers, file, insert_url("bench_file"))));
+    file_s.push_back(
+        embedded ? timed_stream(ch, "bench_file", file, false)
+                 : timed_shell(fmt::format("curl -sS --fail -H @{} -X POST -T {} '{}' >/dev/null",
+                                           headers, file, insert_url("bench_file"))));
     for (Variant& v : variants) {
       if (round > 0 && v.parallel < 4) continue;  // once is enough to show the trend
       pg_to_clickhouse::Config cfg = config(fmt::format("bench_{}", round));
@@ -266,12 +293,13 @@ int main(int argc, char** argv) {
     }
   }
   std::remove(file.c_str());
-  std::remove(headers.c_str());
+  if (!embedded) std::remove(headers.c_str());
   for (const char* d : {"bench_pipeline", "bench_file"}) ch.query(std::string("DROP TABLE ") + d);
   const double base_s = percentile(pipeline_s, 0.5);
   fmt::print("1. initial load of {} rows (median of 3 alternating runs; 1-2 in parallel: 1 run)\n",
              rows);
-  fmt::print("   {:<40} {:>10.0f} rows/s {:6.2f} s  (baseline)\n", "psql \\copy | curl",
+  fmt::print("   {:<40} {:>10.0f} rows/s {:6.2f} s  (baseline)\n",
+             embedded ? "psql \\copy | embedded insert" : "psql \\copy | curl",
              double(rows) / base_s, base_s);
   const double file_med = percentile(file_s, 0.5);
   fmt::print("   {:<40} {:>10.0f} rows/s {:6.2f} s  {:.2f}x (the ceiling)\n",

@@ -10,7 +10,7 @@ CLICKPIPE_PACKAGES=(
   libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev postgresql-15 postgresql-client-15
-  libcurl4-openssl-dev clickhouse-server clickhouse-client curl procps locales npm
+  libcurl4-openssl-dev clickhouse-server clickhouse-client curl procps locales
 )
 
 # ClickHouse 26 as a library (chDB), from the npm registry; loaded at run time, never built
@@ -20,6 +20,8 @@ CHDB_CACHE="${CLICKPIPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clickpipe}/chdb-2
 
 ensure_chdb() {
   if [ ! -f "$CHDB_CACHE/package/libchdb.so" ]; then
+    # The machine's own npm where it has one (Debian's npm conflicts with a newer Node.js).
+    command -v npm >/dev/null 2>&1 || ensure_packages npm
     echo "==> installing $CHDB_PACKAGE (npm) into $CHDB_CACHE"
     local tmp
     tmp=$(mktemp -d)

@@ -92,7 +92,9 @@ class Http final : public Transport {
   void insert(std::string_view insert_sql, std::span<const Setting> settings,
               const Producer& produce) override {
     std::string params;
-    for (const Setting& s : settings) params += "&" + escaped(s.name) + "=" + escaped(s.value);
+    for (const Setting& s : settings) {
+      params.append(1, '&').append(escaped(s.name)).append(1, '=').append(escaped(s.value));
+    }
     std::string body = std::string(insert_sql) + " FORMAT TabSeparated\n";
     if (!produce(body)) {  // all of it in one piece: a plain body
       perform(params, Body::plain(body));
