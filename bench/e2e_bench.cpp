@@ -263,10 +263,10 @@ int main(int argc, char** argv) {
   for (int round = 0; round < 3; ++round) {
     plain_table("bench_pipeline");
     const std::string copy = fmt::format("psql {} -q -c \"\\copy {} TO STDOUT\"", psql_target(), t);
-    pipeline_s.push_back(
-        embedded ? timed_stream(ch, "bench_pipeline", copy, true)
-                 : timed_shell(fmt::format("{} | curl -sS --fail -H @{} -X POST -T - '{}' >/dev/null",
-                                           copy, headers, insert_url("bench_pipeline"))));
+    pipeline_s.push_back(embedded ? timed_stream(ch, "bench_pipeline", copy, true)
+                                  : timed_shell(fmt::format(
+                                        "{} | curl -sS --fail -H @{} -X POST -T - '{}' >/dev/null",
+                                        copy, headers, insert_url("bench_pipeline"))));
     plain_table("bench_file");
     file_s.push_back(
         embedded ? timed_stream(ch, "bench_file", file, false)

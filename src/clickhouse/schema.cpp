@@ -456,16 +456,7 @@ Reconciliation CopyTextEncoder::reconcile(Client& client) {
   return out;
 }
 
-std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,
-                                                                const TableLayout& l) {
-  std::string sql = "SELECT ";
-  for (std::size_t i = 0; i < l.columns.size(); ++i)
-    sql += (i ? ", " : "") + quote(l.columns[i].name);
-  sql += " FROM " + quote(client.settings().database) + "." + quote(l.name) +
-         " FINAL WHERE `_is_deleted` = 0 ORDER BY ";
-  for (std::size_t i = 0; i < l.order_by.size(); ++i) sql += (i ? ", " : "") + quote(l.order_by[i]);
-  sql += " FORMAT TabSeparated";
-  const std::string body = client.query(sql);
+std::vector<std::vector<std::optional<std::string>>> parse_tab_separated(std::string_view body) {
   std::vector<std::vector<std::optional<std::string>>> out;
   std::vector<std::optional<std::string>> row;
   std::string field;
@@ -478,8 +469,7 @@ std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,
       null = false;
       if (c == '\n') out.push_back(std::exchange(row, {}));
     } else if (c == '\\' && i + 1 < body.size()) {
-      const char e = body[++i];
-      switch (e) {
+      switch (const char e = body[++i]) {
         case 'N': null = true; break;
         case 't': field += '\t'; break;
         case 'n': field += '\n'; break;
@@ -494,6 +484,18 @@ std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,
     }
   }
   return out;
+}
+
+std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,
+                                                                const TableLayout& l) {
+  std::string sql = "SELECT ";
+  for (std::size_t i = 0; i < l.columns.size(); ++i)
+    sql += (i ? ", " : "") + quote(l.columns[i].name);
+  sql += " FROM " + quote(client.settings().database) + "." + quote(l.name) +
+         " FINAL WHERE `_is_deleted` = 0 ORDER BY ";
+  for (std::size_t i = 0; i < l.order_by.size(); ++i) sql += (i ? ", " : "") + quote(l.order_by[i]);
+  sql += " FORMAT TabSeparated";
+  return parse_tab_separated(client.query(sql));
 }
 
 bool table_exists(Client& client, const std::string& name) {

@@ -145,9 +145,11 @@ void clamp(Moment& m) {
 void append_moment(std::string& out, const Moment& m, bool with_time) {
   const bool bc = m.year <= 0;
   const std::int64_t y = bc ? 1 - m.year : m.year;
-  const std::string ys = std::to_string(y);
-  if (ys.size() < 4) out.append(4 - ys.size(), '0');
-  out += ys;
+  if (y <= 9999) {
+    put(out, static_cast<unsigned>(y), 4);
+  } else {
+    out += std::to_string(y);
+  }
   out += '-';
   put(out, m.month, 2);
   out += '-';

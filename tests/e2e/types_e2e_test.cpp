@@ -155,33 +155,6 @@ std::map<std::string, std::vector<Text>> expected(postgres::Connection& pg, cons
   return out;
 }
 
-std::vector<std::vector<Text>> parse_tsv(const std::string& body) {
-  std::vector<std::vector<Text>> out(1);
-  std::string field;
-  bool null = false;
-  for (std::size_t i = 0; i < body.size(); ++i) {
-    const char c = body[i];
-    if (c == '\t' || c == '\n') {
-      out.back().push_back(null ? std::nullopt : Text(field));
-      field.clear();
-      null = false;
-      if (c == '\n') out.emplace_back();
-    } else if (c == '\\' && i + 1 < body.size()) {
-      switch (const char e = body[++i]) {
-        case 'N': null = true; break;
-        case 't': field += '\t'; break;
-        case 'n': field += '\n'; break;
-        case '0': field += '\0'; break;
-        default: field += e;
-      }
-    } else {
-      field += c;
-    }
-  }
-  out.pop_back();
-  return out;
-}
-
 std::map<std::string, std::vector<Text>> held(clickhouse::Client& ch, const std::string& t) {
   std::string sql = "SELECT id";
   for (const auto& c : cases()) sql += ", " + with(c.shown, clickhouse::quote(c.column));
@@ -189,7 +162,7 @@ std::map<std::string, std::vector<Text>> held(clickhouse::Client& ch, const std:
   if (!clickhouse::table_exists(ch, t)) return out;
   const std::string body = ch.query(sql + " FROM " + clickhouse::quote(t) +
                                     " FINAL WHERE _is_deleted = 0 FORMAT TabSeparated");
-  for (auto& row : parse_tsv(body)) {
+  for (auto& row : clickhouse::parse_tab_separated(body)) {
     const std::string id = *row.at(0);
     out[id] = std::vector<Text>(row.begin() + 1, row.end());
   }

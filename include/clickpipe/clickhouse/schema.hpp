@@ -141,6 +141,9 @@ class RowsMissing : public TransientError {
 std::uint64_t insert_reconciled(Client& client, const TableLayout& layout,
                                 const std::vector<Row>& rows);
 
+// A TabSeparated answer as rows of fields, unescaped; nullopt for \N.
+std::vector<std::vector<std::optional<std::string>>> parse_tab_separated(std::string_view body);
+
 // The table as ClickHouse's FINAL view shows it, without deleted rows, ordered by the key: each
 // row's columns as ClickHouse prints them (TabSeparated, unescaped; nullopt for NULL).
 std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,
