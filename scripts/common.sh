@@ -16,9 +16,14 @@ CLICKPIPE_PACKAGES=(
 # ClickHouse 26 as a library (chDB), from the npm registry; loaded at run time, never built
 # against. ensure_chdb installs it once into a cache folder and exports CLICKPIPE_CHDB_LIBRARY.
 CHDB_PACKAGE="@chdb/lib-linux-x64-gnu@26.7.3-stable.1"
+CHDB_SHA256=36ad4e999882821ef13cf2d0f52c93f48e6ee1b4498b35a201c23ce4b8d15bf5  # its libchdb.so
 CHDB_CACHE="${CLICKPIPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clickpipe}/chdb-26.7.3-stable.1"
 
 ensure_chdb() {
+  if [ "$(uname -m)" != x86_64 ]; then
+    echo "error: $CHDB_PACKAGE exists for x86_64 Linux only, not $(uname -m)" >&2
+    return 1
+  fi
   if [ ! -f "$CHDB_CACHE/package/libchdb.so" ]; then
     # The machine's own npm where it has one (Debian's npm conflicts with a newer Node.js).
     command -v npm >/dev/null 2>&1 || ensure_packages npm
@@ -30,6 +35,11 @@ ensure_chdb() {
       rm -rf "$tmp"
       return 1
     }
+    if ! echo "$CHDB_SHA256  $tmp/package/libchdb.so" | sha256sum -c --quiet -; then
+      echo "error: $CHDB_PACKAGE's libchdb.so does not have the expected sha256" >&2
+      rm -rf "$tmp"
+      return 1
+    fi
     mkdir -p "$CHDB_CACHE"
     rm -rf "$CHDB_CACHE/package"
     mv "$tmp/package" "$CHDB_CACHE/package"

@@ -11,7 +11,6 @@ source "$CLICKPIPE_ROOT/scripts/pg.sh"
 source "$CLICKPIPE_ROOT/scripts/ch.sh"
 
 ensure_packages "${CLICKPIPE_PACKAGES[@]}"
-ensure_chdb
 cd "$CLICKPIPE_ROOT"
 
 configure_and_build dev
@@ -26,6 +25,7 @@ configure_and_build tsan
 echo "==> test (tsan: runtime under ThreadSanitizer)"
 ctest --preset tsan -L runtime -j"$(nproc)"
 
+ensure_chdb
 configure_and_build release
 CHDB_DIR=$(mktemp -d /tmp/clickpipe-chdb.XXXXXX)
 echo "==> test (release: destination and end-to-end on ClickHouse 26.7 embedded in $CHDB_DIR)"

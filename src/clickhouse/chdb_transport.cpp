@@ -182,7 +182,7 @@ class Chdb final : public Transport {
     std::string sql(insert_sql);
     for (std::size_t i = 0; i < settings.size(); ++i) {
       sql.append(i ? ", " : " SETTINGS ").append(settings[i].name).append(" = ");
-      sql.append(settings[i].value);
+      literal(sql, settings[i].value);
     }
     constexpr std::string_view format = "TabSeparated";
     const Api& api = e_.api;
@@ -195,6 +195,7 @@ class Chdb final : public Transport {
     } guard{api, s};
     if (const char* err = api.stream_insert_error(s)) fail(err);
     std::exception_ptr failure;
+    bool refused = false;  // the engine took no more data: the insert must not count as done
     std::string piece;
     for (bool more = true; more;) {
       piece.clear();
@@ -206,12 +207,16 @@ class Chdb final : public Transport {
         piece.assign(1, '\n');
         more = false;
       }
-      if (!piece.empty() && api.stream_append(s, piece.data(), piece.size()) != 0) break;
+      if (!piece.empty() && api.stream_append(s, piece.data(), piece.size()) != 0) {
+        refused = true;
+        break;
+      }
     }
     Result done{api, api.stream_done(s)};
     if (failure) std::rethrow_exception(failure);
     if (const char* err = done.r ? api.result_error(done.r) : "no result") fail(err);
     if (const char* err = api.stream_insert_error(s)) fail(err);
+    if (refused) fail("the insert stream refused data without saying why");
   }
 
   std::string describe() const override { return settings_.describe(); }
@@ -225,6 +230,20 @@ class Chdb final : public Transport {
     if (const char* err = api.result_error(r.r)) fail(err);
     const char* data = api.result_buffer(r.r);
     return data ? std::string(data, api.result_length(r.r)) : std::string();
+  }
+
+  // A setting's value as a SQL literal: numbers as they are, anything else quoted.
+  static void literal(std::string& sql, const std::string& v) {
+    if (!v.empty() && v.find_first_not_of("0123456789.") == std::string::npos) {
+      sql += v;
+      return;
+    }
+    sql += '\'';
+    for (char c : v) {
+      if (c == '\'' || c == '\\') sql += '\\';
+      sql += c;
+    }
+    sql += '\'';
   }
 
   [[noreturn]] void fail(const std::string& error) const {

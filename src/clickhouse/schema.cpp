@@ -69,8 +69,8 @@ std::string base_type(const Column& c, const Features& f, Conversion& conv) {
     // exact as text: no Decimal holds every numeric.
     if (c.type_modifier >= 4) {
       const int p = ((c.type_modifier - 4) >> 16) & 0xffff;
-      const int s = (c.type_modifier - 4) & 0xffff;
-      if (p >= 1 && p <= 38) {
+      const int s = (c.type_modifier - 4) & 0xffff;  // PostgreSQL 15's negative scales: > p
+      if (p >= 1 && p <= 38 && s <= p) {
         conv = Conversion::Decimal;
         return "Decimal(" + std::to_string(p) + ", " + std::to_string(s) + ")";
       }
@@ -106,8 +106,12 @@ MappedColumn map_column(const Column& c, ServerVersion v) {
   MappedColumn m;
   m.name = c.name;
   Conversion conv;
-  const std::string base = base_type(c, Features::of(v), conv);
+  const Features f = Features::of(v);
+  const std::string base = base_type(c, f, conv);
   m.bounded = base.rfind("Date", 0) == 0;
+  const int* years = base == "Date32" ? f.date32_years : f.datetime64_years;
+  m.years[0] = years[0];
+  m.years[1] = years[1];
   if (c.array_dimensions > 0) {
     m.conversion = Conversion::Array;
     m.element = conv;
@@ -137,7 +141,14 @@ TableLayout layout_for(const TableDefinition& table, const std::string& name, Se
       throw InvalidField("columns", "column name '" + c.name + "' of " + table.table.qualified() +
                                         " collides with another column or a column clickpipe adds");
     }
-    out.columns.push_back(map_column(c, v));
+    MappedColumn m = map_column(c, v);
+    m.key = std::find(table.primary_key.begin(), table.primary_key.end(), c.name) !=
+            table.primary_key.end();
+    if (m.key && m.bounded) {
+      m.type = "String";
+      m.bounded = false;
+    }
+    out.columns.push_back(std::move(m));
   }
   out.order_by = table.primary_key;
   out.server = v;

@@ -31,9 +31,11 @@ void escape_tsv(std::string& out, std::string_view v) {
 
 namespace {
 
-[[noreturn]] void unreadable(const char* what, std::string_view v) {
-  throw InvalidField(what, "cannot read '" + std::string(v.substr(0, 64)) +
-                               "' (sessions pin DateStyle=ISO, TimeZone=UTC)");
+// Names the column and the value's length, not the value (it may be personal data).
+[[noreturn]] void unreadable(const MappedColumn& m, const char* what, std::string_view v) {
+  throw InvalidField(m.name, "cannot read a " + std::string(what) + " value of " +
+                                 std::to_string(v.size()) +
+                                 " bytes (sessions pin DateStyle=ISO, TimeZone=UTC, hex bytea)");
 }
 
 // A date or timestamp as PostgreSQL prints it under DateStyle=ISO: "[-]infinity", or
@@ -105,10 +107,12 @@ bool parse_moment(std::string_view v, bool with_time, Moment& m) {
 }
 
 // To UTC: the offset taken off through the calendar (days, months and years may roll over).
-void to_utc(Moment& m) {
-  if (m.offset == 0 || m.infinite) return;
+// False for years the calendar arithmetic cannot take (beyond +-32000: only PostgreSQL's
+// largest timestamps, which no offset brings into any typed range).
+bool to_utc(Moment& m) {
+  if (m.offset == 0 || m.infinite) return true;
   using namespace std::chrono;
-  if (m.year < -32000 || m.year > 32000) unreadable("timestamp", "a year out of range");
+  if (m.year < -32000 || m.year > 32000) return false;
   const sys_days date{year{static_cast<int>(m.year)} / month{m.month} / day{m.day}};
   const sys_seconds t =
       date + hours{m.hour} + minutes{m.minute} + seconds{m.second} - seconds{m.offset};
@@ -122,6 +126,7 @@ void to_utc(Moment& m) {
   m.minute = static_cast<unsigned>(hms.minutes().count());
   m.second = static_cast<unsigned>(hms.seconds().count());
   m.offset = 0;
+  return true;
 }
 
 void put(std::string& out, unsigned v, int width) {
@@ -130,14 +135,15 @@ void put(std::string& out, unsigned v, int width) {
   out.append(buf, static_cast<std::size_t>(width));
 }
 
-// The typed columns' range (Date32, DateTime64): 1900-01-01 to 2299-12-31. Values beyond it,
-// BC dates and infinities are clamped to its ends (docs/type-mapping.md).
-void clamp(Moment& m) {
+// The typed column's range (Date32, DateTime64: January 1 of the first year to December 31 of
+// the last). Values beyond it, BC dates and infinities are clamped to its ends
+// (docs/type-mapping.md).
+void clamp(Moment& m, const MappedColumn& c) {
   const auto key = [](const Moment& x) {
     return std::tuple(x.year, x.month, x.day, x.hour, x.minute, x.second, x.micros);
   };
-  static const Moment lowest{0, 1900, 1, 1, 0, 0, 0, 0, 0};
-  static const Moment highest{0, 2299, 12, 31, 23, 59, 59, 999999, 0};
+  const Moment lowest{0, c.years[0], 1, 1, 0, 0, 0, 0, 0};
+  const Moment highest{0, c.years[1], 12, 31, 23, 59, 59, 999999, 0};
   if (m.infinite < 0 || (!m.infinite && key(m) < key(lowest))) m = lowest;
   if (m.infinite > 0 || key(m) > key(highest)) m = highest;
 }
@@ -172,16 +178,17 @@ void append_moment(std::string& out, const Moment& m, bool with_time) {
 // hold stay as PostgreSQL wrote them, infinities and BC included.
 void append_calendar(std::string& out, const MappedColumn& c, Conversion conv, std::string_view v) {
   const bool with_time = conv == Conversion::Timestamp;
+  const char* what = with_time ? "timestamp" : "date";
   Moment m;
-  if (!parse_moment(v, with_time, m)) unreadable(with_time ? "timestamp" : "date", v);
+  if (!parse_moment(v, with_time, m)) unreadable(c, what, v);
   if (c.bounded) {
-    to_utc(m);
-    clamp(m);
+    if (!to_utc(m)) m.offset = 0;  // far beyond any range: clamped all the same
+    clamp(m, c);
   } else if (m.infinite) {
     out.append(v);
     return;
-  } else {
-    to_utc(m);
+  } else if (!to_utc(m)) {
+    unreadable(c, what, v);
   }
   append_moment(out, m, with_time);
 }
@@ -194,14 +201,14 @@ int hex(char c) {
 }
 
 // bytea as its bytes, from hex ("\x00ff") or escape ("\000\377", "\\") output.
-std::string bytea(std::string_view v) {
+std::string bytea(const MappedColumn& c, std::string_view v) {
   std::string out;
   if (v.size() >= 2 && v[0] == '\\' && v[1] == 'x') {
-    if (v.size() % 2) unreadable("bytea", v);
+    if (v.size() % 2) unreadable(c, "bytea", v);
     out.reserve((v.size() - 2) / 2);
     for (std::size_t i = 2; i < v.size(); i += 2) {
       const int hi = hex(v[i]), lo = hex(v[i + 1]);
-      if (hi < 0 || lo < 0) unreadable("bytea", v);
+      if (hi < 0 || lo < 0) unreadable(c, "bytea", v);
       out += static_cast<char>(hi * 16 + lo);
     }
     return out;
@@ -218,7 +225,7 @@ std::string bytea(std::string_view v) {
           static_cast<char>(((v[i + 1] - '0') << 6) | ((v[i + 2] - '0') << 3) | (v[i + 3] - '0'));
       i += 3;
     } else {
-      unreadable("bytea", v);
+      unreadable(c, "bytea", v);
     }
   }
   return out;
@@ -304,7 +311,7 @@ void append_raw(std::string& out, const MappedColumn& m, Conversion conv, std::s
       }
       return;
     case Conversion::Boolean: out += (v == "t" || v == "true") ? '1' : '0'; return;
-    case Conversion::Bytea: out += bytea(v); return;
+    case Conversion::Bytea: out += bytea(m, v); return;
     case Conversion::Timestamp:
     case Conversion::Date: append_calendar(out, m, conv, v); return;
     case Conversion::Array: {
@@ -322,15 +329,20 @@ void append_raw(std::string& out, const MappedColumn& m, Conversion conv, std::s
 void append_converted(std::string& out, const MappedColumn& m, std::string_view v) {
   switch (m.conversion) {
     case Conversion::Decimal:
-      // Decimal holds no NaN or infinity: NULL where the column allows it, else 0.
+      // Decimal holds no NaN or infinity: NULL where the column allows it, else 0; in a key
+      // that would merge keys, so it is refused.
       if (special_number(v)) {
+        if (m.key) {
+          throw InvalidField(m.name, "a key column of type Decimal cannot hold " + std::string(v) +
+                                         " (NaN and infinities)");
+        }
         out += m.nullable ? "\\N" : "0";
         return;
       }
       out.append(v);
       return;
     case Conversion::Verbatim: escape_tsv(out, v); return;
-    case Conversion::Bytea: escape_tsv(out, bytea(v)); return;
+    case Conversion::Bytea: escape_tsv(out, bytea(m, v)); return;
     default: append_raw(out, m, m.conversion, v);  // no character TabSeparated escapes
   }
 }

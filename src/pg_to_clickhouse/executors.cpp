@@ -218,23 +218,28 @@ class SnapshotCopier final : public clickpipe::SnapshotCopier {
   std::uint64_t stream(postgres::Connection& conn, Client& ch, const TableDefinition& table,
                        const TableLayout& l, const Partition& partition,
                        const std::string& snapshot, ExecContext& ctx) {
-    // Below ClickHouse's max_insert_block_size (1,048,576): each insert is one block, stored
-    // whole or not at all.
+    // Below ClickHouse's max_insert_block_size (1,048,576 rows) and min_insert_block_size_bytes
+    // (256 MiB): each insert is one block, refused whole when it fails. (A longer one may keep
+    // the blocks before the failure: harmless, the partition is copied again with the same
+    // versions, but a retry would then do more work.)
     constexpr std::uint64_t kRowsPerInsert = 1000000;
+    constexpr std::uint64_t kBytesPerInsert = 128u << 20;
     postgres::CopyOut copy(conn, table, partition, snapshot);
     clickhouse::CopyTextEncoder encoder(l, 0, c_.reconcile);  // version 0: below all CDC
     const std::string sql = encoder.insert_sql(c_.destination.database);
     std::optional<std::string_view> line = copy.next();
     while (line) {
-      std::uint64_t rows = 0;
+      std::uint64_t rows = 0, bytes = 0;
       ch.insert_streamed(sql, [&](std::string& piece) {
         ctx.throw_if_stopped();
+        const std::size_t from = piece.size();
         while (line && piece.size() < (1u << 20) && rows < kRowsPerInsert) {
           encoder.add(*line, piece);
           ++rows;
           line = copy.next();
         }
-        return line.has_value() && rows < kRowsPerInsert;
+        bytes += piece.size() - from;
+        return line.has_value() && rows < kRowsPerInsert && bytes < kBytesPerInsert;
       });
       if (c_.reconcile) {
         const clickhouse::Reconciliation r = encoder.reconcile(ch);

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <cstdlib>
 #include <utility>
 
 namespace clickpipe::postgres {
@@ -111,9 +112,15 @@ Connection Connection::open(const ConnectionSettings& s, bool replication) {
   add("password", s.password);
   add("sslmode", s.sslmode);
   add("application_name", s.application_name);
-  std::string options = options_in(s.conninfo);
+  // libpq takes one `options`: the environment's, the connection string's, then the pins.
+  std::string options;
+  if (const char* env = std::getenv("PGOPTIONS"); env && *env) options = env;
+  const std::string given = options_in(s.conninfo);
+  if (!given.empty()) options += (options.empty() ? "" : " ") + given;
   options += (options.empty() ? "" : " ") + std::string(pinned_options());
   add("options", options);
+  keys.push_back("client_encoding");  // text arrives as UTF-8 whatever the database's encoding
+  values.push_back("UTF8");
   if (replication) {
     keys.push_back("replication");
     values.push_back("database");
@@ -138,7 +145,34 @@ Connection Connection::open(const ConnectionSettings& s, bool replication) {
     }
     throw PgTransientError(what, "08001");
   }
-  return Connection(c, s);
+  Connection conn(c, s);
+  ensure_pinned_settings(conn);
+  return conn;
+}
+
+void ensure_pinned_settings(Connection& conn) {
+  // TimeZone, DateStyle and IntervalStyle are reported by the server on every change, so checking
+  // them costs no round trip; the other pins travel in the same `options`, so they landed too.
+  auto pinned = [&] {
+    const char* tz = PQparameterStatus(conn.raw(), "TimeZone");
+    const char* ds = PQparameterStatus(conn.raw(), "DateStyle");
+    const char* is = PQparameterStatus(conn.raw(), "IntervalStyle");
+    return tz && ds && is && std::string_view(tz) == "UTC" &&
+           std::string_view(ds).starts_with("ISO") && std::string_view(is) == "postgres";
+  };
+  if (pinned()) return;
+  // Dropped on the way (a pooler ignoring startup options): set them in the session instead.
+  for (const char* set :
+       {"SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, MDY'", "SET IntervalStyle = 'postgres'",
+        "SET bytea_output = 'hex'", "SET extra_float_digits = 3", "SET lc_monetary = 'C'"}) {
+    conn.exec(set);
+  }
+  if (!pinned()) {
+    throw PgFatalError("PostgreSQL at " + conn.settings().describe() +
+                           " does not keep the session settings clickpipe pins (TimeZone=UTC, "
+                           "DateStyle=ISO, IntervalStyle=postgres)",
+                       "22023");
+  }
 }
 
 Connection::Connection(Connection&& o) noexcept

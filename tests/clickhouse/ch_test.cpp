@@ -413,7 +413,7 @@ TEST(ClickHouse, Regression_CountBackRunsOnModernAnalyzersAndCountsDeletedKeys) 
   EXPECT_EQ(r.landed, 2u) << "the deleted key (2, b) is held at version 8";
   EXPECT_EQ(read_final(c, l).size(), 1u) << "and FINAL shows only the live one";
   c.query("OPTIMIZE TABLE " + quote(l.name) + " FINAL");
-  EXPECT_TRUE(reconcile(c, l, {rows[0]}).complete());
+  EXPECT_TRUE(reconcile(c, l, rows).complete()) << "merges keep the deletion row";
 }
 
 // A user profile (or a session) may allow skipping unparseable rows or acknowledge inserts
@@ -428,6 +428,7 @@ TEST(ClickHouse, InsertsIgnoreAProfileThatSkipsBadRowsOrWritesLater) {
     c.query("SET input_format_allow_errors_ratio = 0.5");
     c.query("SET async_insert = 1");
     c.query("SET wait_for_async_insert = 0");
+    c.query("SET input_format_tsv_empty_as_default = 1");  // '' into Nullable(String): NULL
   }
   EXPECT_EQ(
       c.query("SELECT value FROM system.settings WHERE name = 'input_format_allow_errors_num'"),
@@ -444,8 +445,40 @@ TEST(ClickHouse, InsertsIgnoreAProfileThatSkipsBadRowsOrWritesLater) {
   }
   insert(
       c, l,
-      {{{Datum::of("1"), Datum::of("a")}, 1, false}, {{Datum::of("2"), Datum::of("b")}, 1, false}});
+      {{{Datum::of("1"), Datum::of("")}, 1, false}, {{Datum::of("2"), Datum::of("b")}, 1, false}});
   EXPECT_EQ(c.query("SELECT count() FROM " + id), "2\n") << "written when the insert returned";
+  EXPECT_EQ(c.query("SELECT count() FROM " + id + " WHERE v = ''"), "1\n")
+      << "an empty string stays an empty string";
+}
+
+TEST(ClickHouse, AMissingEmbeddedLibraryIsAClearFatalError) {
+  if (test::embedded_clickhouse()) {
+    // The engine of this process is up: a second directory is refused, the first one shared.
+    Client c(settings());
+    ClientSettings other = settings();
+    other.url += "_other";
+    try {
+      Client second(other);
+      FAIL() << "a second directory was opened";
+    } catch (const ClickHouseFatalError& e) {
+      EXPECT_NE(std::string(e.what()).find("one directory per process"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(Client(settings()).query("SELECT 1"), "1\n");
+    return;
+  }
+  ClientSettings s;
+  s.url = "chdb:///tmp/clickpipe-never-created-" + std::to_string(::getpid());
+  s.chdb_library = "/nonexistent/libchdb.so";
+  try {
+    Client c(s);
+    FAIL() << "a missing library was loaded";
+  } catch (const ClickHouseFatalError& e) {
+    EXPECT_NE(std::string(e.what()).find("@chdb/lib-linux-x64-gnu"), std::string::npos) << e.what();
+  }
+  ClientSettings bad;
+  bad.url = "ftp://127.0.0.1";
+  EXPECT_THROW(Client{bad}, InvalidField);
 }
 
 }  // namespace

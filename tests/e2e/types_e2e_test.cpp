@@ -1,8 +1,9 @@
 // Every mapped type, value by value, through the initial load and through CDC, on the hostile
 // PostgreSQL of ./scripts/test.sh (a +05:30 zone, SQL/DMY dates, escaped bytea, short floats, a
-// German locale) into ClickHouse 18.16 (String dates and timestamps) or 26.7 embedded (Date32,
-// DateTime64, clamped to their range). The expected ClickHouse text of each value is computed by
-// PostgreSQL itself from the source row, never by clickpipe's own conversions.
+// German locale) into ClickHouse 18.16 (String dates and timestamps) or 26.7 embedded (Date32
+// clamped to 1900..2299, DateTime64 to years 1..9999). The expected ClickHouse text of each value
+// is computed by PostgreSQL itself from the source row, never by clickpipe's own conversions.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <spdlog/logger.h>
 
@@ -26,13 +27,16 @@ using Text = std::optional<std::string>;
 
 enum class Compare { Exact, Float64, Float32, Decimal };
 
+// Which typed range a column is clamped to on servers with Date32/DateTime64.
+enum class Range { None, Date, DateTime, DateTimeUtc };
+
 struct TypeCase {
   std::string column;
   std::string type;
-  std::string expect_text;   // PostgreSQL expression: the text ClickHouse 18.16 shows
-  std::string expect_typed;  // the same for servers with Date32/DateTime64 ("" = as above)
-  std::string shown;         // ClickHouse expression printing the column (not toString: on
-                             // 18.16 it garbles negative Decimal128 values and can crash)
+  std::string expect_text;  // PostgreSQL expression: the text ClickHouse 18.16 shows
+  Range range = Range::None;
+  std::string shown;  // ClickHouse expression printing the column (not toString: on
+                      // 18.16 it garbles negative Decimal128 values and can crash)
   Compare compare = Compare::Exact;
 };
 
@@ -52,46 +56,49 @@ std::string as_text(std::string to_char) {
   return "CASE WHEN isfinite({}) THEN regexp_replace(" + to_char +
          ", ' AD$', '') ELSE {}::text END";
 }
-std::string clamped(const std::string& low, const std::string& high, const std::string& text,
-                    const std::string& lowest, const std::string& highest) {
-  return "CASE WHEN {} = '-infinity' OR {} < '" + low + "' THEN '" + lowest +
-         "' WHEN {} = 'infinity' OR {} > '" + high + "' THEN '" + highest + "' ELSE " + text +
-         " END";
+// The text a server with typed columns shows: clamped to the years `f` gives the type.
+std::string expect_typed(const TypeCase& c, const clickhouse::Features& f) {
+  if (c.range == Range::None) return c.expect_text;
+  const bool date = c.range == Range::Date;
+  const int* years = date ? f.date32_years : f.datetime64_years;
+  const std::string low = fmt::format("{:04}-01-01", years[0]);
+  const std::string high = fmt::format("{:04}-12-31", years[1]);
+  const std::string zone = c.range == Range::DateTimeUtc ? "+00" : "";
+  const std::string lowest = date ? low : low + " 00:00:00.000000";
+  const std::string highest = date ? high : high + " 23:59:59.999999";
+  const std::string text = date ? "{}::text" : c.range == Range::DateTimeUtc ? kUtc : kLocal;
+  return "CASE WHEN {} = '-infinity' OR {} < '" + lowest + zone + "' THEN '" + lowest +
+         "' WHEN {} = 'infinity' OR {} > '" + highest + zone + "' THEN '" + highest + "' ELSE " +
+         text + " END";
 }
 
 const std::vector<TypeCase>& cases() {
   static const std::vector<TypeCase> all = {
-      {"i2", "int2", "{}::text", "", "{}"},
-      {"i4", "int4", "{}::text", "", "{}"},
-      {"i8", "int8", "{}::text", "", "{}"},
-      {"f4", "float4", "{}::text", "", "{}", Compare::Float32},
-      {"f8", "float8", "{}::text", "", "{}", Compare::Float64},
-      {"dec", "numeric(38, 10)", "CASE WHEN {} = 'NaN' THEN NULL ELSE {}::text END", "", "{}",
-       Compare::Decimal},
+      {"i2", "int2", "{}::text", Range::None, "{}"},
+      {"i4", "int4", "{}::text", Range::None, "{}"},
+      {"i8", "int8", "{}::text", Range::None, "{}"},
+      {"f4", "float4", "{}::text", Range::None, "{}", Compare::Float32},
+      {"f8", "float8", "{}::text", Range::None, "{}", Compare::Float64},
+      {"dec", "numeric(38, 10)", "CASE WHEN {} = 'NaN' THEN NULL ELSE {}::text END", Range::None,
+       "{}", Compare::Decimal},
       {"money_like", "numeric(12, 3) NOT NULL DEFAULT 0",
-       "CASE WHEN {} = 'NaN' THEN '0' ELSE {}::text END", "", "{}", Compare::Decimal},
-      {"num", "numeric", "{}::text", "", "{}"},
-      {"b", "bool", "CASE WHEN {} THEN '1' WHEN NOT {} THEN '0' END", "", "{}"},
-      {"t", "text", "{}", "", "{}"},
-      {"vc", "varchar(12)", "{}::text", "", "{}"},
-      {"bp", "char(6)", "rpad({}::text, 6)", "", "{}"},
-      {"js", "jsonb", "{}::text", "", "{}"},
-      {"u", "uuid", "{}::text", "", "{}"},
-      {"by", "bytea", "encode({}, 'hex')", "", "lower(hex({}))"},
-      {"iv", "interval", "{}::text", "", "{}"},
-      {"tm", "time", "{}::text", "", "{}"},
-      {"d", "date", "{}::text",
-       clamped("1900-01-01", "2299-12-31", "{}::text", "1900-01-01", "2299-12-31"), "{}"},
-      {"ts", "timestamp", as_text(kLocal),
-       clamped("1900-01-01", "2299-12-31 23:59:59.999999", kLocal, "1900-01-01 00:00:00.000000",
-               "2299-12-31 23:59:59.999999"),
+       "CASE WHEN {} = 'NaN' THEN '0' ELSE {}::text END", Range::None, "{}", Compare::Decimal},
+      {"num", "numeric", "{}::text", Range::None, "{}"},
+      {"b", "bool", "CASE WHEN {} THEN '1' WHEN NOT {} THEN '0' END", Range::None, "{}"},
+      {"t", "text", "{}", Range::None, "{}"},
+      {"vc", "varchar(12)", "{}::text", Range::None, "{}"},
+      {"bp", "char(6)", "rpad({}::text, 6)", Range::None, "{}"},
+      {"js", "jsonb", "{}::text", Range::None, "{}"},
+      {"u", "uuid", "{}::text", Range::None, "{}"},
+      {"by", "bytea", "encode({}, 'hex')", Range::None, "lower(hex({}))"},
+      {"iv", "interval", "{}::text", Range::None, "{}"},
+      {"tm", "time", "{}::text", Range::None, "{}"},
+      {"d", "date", "{}::text", Range::Date, "{}"},
+      {"ts", "timestamp", as_text(kLocal), Range::DateTime, "{}"},
+      {"tz", "timestamptz", as_text(kUtc), Range::DateTimeUtc, "{}"},
+      {"ai", "int4[]", "'[' || coalesce(array_to_string({}, ',', 'NULL'), '') || ']'", Range::None,
        "{}"},
-      {"tz", "timestamptz", as_text(kUtc),
-       clamped("1900-01-01 00:00:00+00", "2299-12-31 23:59:59.999999+00", kUtc,
-               "1900-01-01 00:00:00.000000", "2299-12-31 23:59:59.999999"),
-       "{}"},
-      {"ai", "int4[]", "'[' || coalesce(array_to_string({}, ',', 'NULL'), '') || ']'", "", "{}"},
-      {"at", "text[]", "coalesce(array_to_string({}, '|', '<NULL>'), '')", "",
+      {"at", "text[]", "coalesce(array_to_string({}, '|', '<NULL>'), '')", Range::None,
        "arrayStringConcat(arrayMap(x -> ifNull(x, '<NULL>'), {}), '|')"},
   };
   return all;
@@ -141,10 +148,10 @@ std::string columns() {
 
 // id -> the expected text of every column, computed by PostgreSQL.
 std::map<std::string, std::vector<Text>> expected(postgres::Connection& pg, const std::string& t,
-                                                  bool typed) {
+                                                  const clickhouse::Features& f) {
   std::string sql = "SELECT id::text";
   for (const auto& c : cases()) {
-    sql += ", " + with(typed && !c.expect_typed.empty() ? c.expect_typed : c.expect_text, c.column);
+    sql += ", " + with(f.date32 ? expect_typed(c, f) : c.expect_text, c.column);
   }
   postgres::Result r = pg.exec(sql + " FROM " + t);
   std::map<std::string, std::vector<Text>> out;
@@ -266,9 +273,8 @@ TEST(EndToEnd, EveryMappedTypeArrivesValueByValueThroughSnapshotAndCdc) {
           columns().substr(4) + " FROM " + t + " WHERE id = 103) WHERE x.id = 1");
 
   clickhouse::Client ch(cfg.destination);
-  const bool typed = ch.features().date32;
   old_server = ch.version() < clickhouse::ServerVersion{19, 0};
-  const auto want = expected(pg, t, typed);
+  const auto want = expected(pg, t, ch.features());
   ASSERT_EQ(want.size(), 2 * n);
   std::string diff;
   for (const auto deadline = std::chrono::steady_clock::now() + 60s;
@@ -280,6 +286,62 @@ TEST(EndToEnd, EveryMappedTypeArrivesValueByValueThroughSnapshotAndCdc) {
   EXPECT_TRUE(testing::wait_until(
       pipe, [&](const PipeStatus& st) { return st.cdc.changes >= n + 1; }, 30s))
       << "the later rows took the CDC path: " << pipe.status().cdc.changes << " changes";
+  ASSERT_TRUE(testing::drive_to(pipe, State::Terminated, 30s));
+}
+
+// The bug this pins: clamping dates and timestamps to the typed range (Date32 from 1900, infinity
+// to the last day) ran on key columns too, so distinct source keys became one ClickHouse key:
+// ReplacingMergeTree kept one row, and the initial load's count-back (distinct keys against rows
+// sent) never matched. Key columns of these types are String, in UTC, never clamped.
+TEST(EndToEnd, Regression_KeysBeyondTheTypedRangeStayDistinct) {
+  const std::string tag = std::to_string(::getpid());
+  pg_to_clickhouse::Config cfg;
+  cfg.source = test::postgres_settings();
+  cfg.destination = test::clickhouse_settings();
+  cfg.pipe_id = "keys_" + tag;
+  postgres::Connection pg = postgres::Connection::open(cfg.source);
+  const std::string t = "keys_" + tag;
+  pg.exec("CREATE TABLE " + t +
+          " (id int8, d date, ts timestamptz, v text, PRIMARY KEY (id, d, ts))");
+  const std::string values =
+      "('1800-01-01', '-infinity', 'a'), ('1850-01-01', '0044-03-15 12:00:00+00 BC', 'b'), "
+      "('-infinity', '0001-01-01 00:00:00+00', 'c'), ('infinity', 'infinity', 'd'), "
+      "('2299-12-31', '12000-01-01 00:00:00+05:30', 'e'), ('2300-01-01', '9999-12-31 "
+      "23:59:59.999999+00', 'f')";
+  pg.exec("INSERT INTO " + t + " SELECT 1, d::date, ts::timestamptz, v FROM (VALUES " + values +
+          ") AS x (d, ts, v)");
+  Settings s;
+  s.sync_interval = 100ms;
+  PipeOptions o;
+  o.logger = std::make_shared<spdlog::logger>("keys");
+  o.store = std::make_shared<MemoryStore>();
+  Pipe pipe(PipeConfig{cfg.pipe_id, Mode::InitialLoadAndCdc, {TableRef{"public", t}}, s},
+            pg_to_clickhouse::make_executors(cfg), o);
+  pipe.start();
+  ASSERT_TRUE(pipe.wait_for(State::Running, 60s))
+      << to_string(pipe.state()) << ": "
+      << (pipe.status().last_error ? pipe.status().last_error->message : "");
+  pg.exec("INSERT INTO " + t + " SELECT 2, d::date, ts::timestamptz, v FROM (VALUES " + values +
+          ") AS x (d, ts, v)");
+  const std::string want_keys =
+      "SELECT id::text, d::text, CASE WHEN isfinite(ts) THEN regexp_replace(to_char(ts AT TIME "
+      "ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US BC'), ' AD$', '') ELSE ts::text END, v FROM " +
+      t + " ORDER BY 1, 4";
+  std::string want;
+  postgres::Result r = pg.exec(want_keys);
+  for (int i = 0; i < r.rows(); ++i) {
+    want +=
+        fmt::format("{}\t{}\t{}\t{}\n", r.value(i, 0), r.value(i, 1), r.value(i, 2), r.value(i, 3));
+  }
+  clickhouse::Client ch(cfg.destination);
+  std::string got;
+  for (const auto deadline = std::chrono::steady_clock::now() + 30s;
+       std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(200ms)) {
+    got = ch.query("SELECT id, d, ts, v FROM " + clickhouse::quote(t) +
+                   " FINAL WHERE _is_deleted = 0 ORDER BY id, v FORMAT TabSeparated");
+    if (got == want) break;
+  }
+  EXPECT_EQ(got, want) << "12 distinct keys, each with its exact text";
   ASSERT_TRUE(testing::drive_to(pipe, State::Terminated, 30s));
 }
 

@@ -693,12 +693,33 @@ TEST(Postgres, Regression_SnapshotValuesArriveInThePinnedSettingsNotTheServers) 
   }
 }
 
+// What a pooler that drops startup options leaves: a session in the server's settings. The pins
+// are set in the session instead, on SQL and replication connections alike.
+TEST(Postgres, SettingsDroppedOnTheWayArePinnedInTheSession) {
+  for (const bool replication : {false, true}) {
+    Connection c = Connection::open(settings(), replication);
+    c.exec("SET TimeZone = 'Asia/Kolkata'");
+    c.exec("SET DateStyle = 'SQL, DMY'");
+    c.exec("SET bytea_output = 'escape'");
+    ensure_pinned_settings(c);
+    EXPECT_EQ(c.exec("SHOW TimeZone").value(0, 0), "UTC");
+    EXPECT_EQ(c.exec("SHOW DateStyle").value(0, 0), "ISO, MDY");
+    EXPECT_EQ(c.exec("SHOW bytea_output").value(0, 0), "hex");
+  }
+}
+
 TEST(Postgres, OptionsOfAConnectionStringAreKeptBesideThePinnedOnes) {
   ConnectionSettings s = settings();
   s.conninfo = "options='-c application_name=from_conninfo -c statement_timeout=12345'";
   Connection c = Connection::open(s);
   EXPECT_EQ(c.exec("SHOW statement_timeout").value(0, 0), "12345ms");
   EXPECT_EQ(c.exec("SHOW TimeZone").value(0, 0), "UTC");
+  EXPECT_EQ(c.exec("SHOW client_encoding").value(0, 0), "UTF8");
+  ::setenv("PGOPTIONS", "-c lock_timeout=4321", 1);
+  Connection env = Connection::open(s);
+  ::unsetenv("PGOPTIONS");
+  EXPECT_EQ(env.exec("SHOW lock_timeout").value(0, 0), "4321ms") << "PGOPTIONS kept";
+  EXPECT_EQ(env.exec("SHOW statement_timeout").value(0, 0), "12345ms");
 }
 
 }  // namespace

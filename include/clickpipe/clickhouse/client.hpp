@@ -81,8 +81,8 @@ class Client {
   // Inserts TabSeparated `rows` with `insert_sql` ("INSERT INTO t (a, b)", no FORMAT), with the
   // server's insert settings pinned (Features::insert_settings).
   void insert(std::string_view insert_sql, std::string_view rows);
-  // The same with the body streamed from `produce` (see Transport::insert): stored whole or not
-  // at all; what `produce` throws is rethrown.
+  // The same with the body streamed from `produce` (see Transport::insert); what `produce`
+  // throws is rethrown.
   void insert_streamed(std::string_view insert_sql, const Producer& produce);
   // The server's version and what clickpipe uses of it, asked once and remembered.
   ServerVersion version();

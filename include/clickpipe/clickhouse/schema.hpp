@@ -40,9 +40,14 @@ struct MappedColumn {
   Conversion element = Conversion::Verbatim;  // for arrays: of each element
   bool quoted_elements = false;               // for arrays: elements are strings
   bool nullable = false;
-  // Date32/DateTime64: values outside 1900-01-01 .. 2299-12-31 (and infinities, BC) are clamped
-  // to its ends. False for the String columns of older servers, which keep the source's text.
+  // Part of the primary key: converted without loss or refused, never clamped or replaced (two
+  // source keys must not become one).
+  bool key = false;
+  // Date32/DateTime64: values outside January 1 of the first year to December 31 of the last
+  // (and infinities, BC) are clamped to the ends. False for String columns (older servers, key
+  // columns), which keep the source's text.
   bool bounded = false;
+  int years[2] = {0, 0};
 };
 
 struct TableLayout {
@@ -55,9 +60,10 @@ struct TableLayout {
 // The ClickHouse type of one column on a server of `version` (see docs/type-mapping.md).
 MappedColumn map_column(const Column& column, ServerVersion version);
 
-// The layout of the destination table `name` for `table`. Throws InvalidField for a table without
-// a primary key, invalid UTF-8 names, or names that collide (with each other or with _version,
-// _is_deleted, _synced_at).
+// The layout of the destination table `name` for `table`. Key columns of date and time types are
+// String (the exact UTC text: clamping could merge two keys). Throws InvalidField for a table
+// without a primary key, invalid UTF-8 names, or names that collide (with each other or with
+// _version, _is_deleted, _synced_at).
 TableLayout layout_for(const TableDefinition& table, const std::string& name,
                        ServerVersion version);
 

@@ -38,9 +38,10 @@ class Transport {
   // Runs one SELECT that reads `table` by its name.
   virtual std::string query(std::string_view sql, const ExternalTable& table) = 0;
   // Runs `insert_sql` ("INSERT INTO t (a, b)", no FORMAT) with a TabSeparated body from
-  // `produce`, with `settings` pinned for this statement. The insert is stored whole or not at
-  // all (one block): when `produce` throws, the body is ended so that ClickHouse refuses it, and
-  // the exception is rethrown.
+  // `produce`, with `settings` pinned for this statement. When `produce` throws, the body is
+  // ended with a line no table parses, so ClickHouse refuses the insert (whole, when the body is
+  // one block: under max_insert_block_size rows and min_insert_block_size_bytes), and the
+  // exception is rethrown.
   virtual void insert(std::string_view insert_sql, std::span<const Setting> settings,
                       const Producer& produce) = 0;
   // For messages: where requests go (never a password).

@@ -107,11 +107,17 @@ class Connection {
 };
 
 // The session settings every connection pins through libpq's `options` (the replication
-// connection too, whose walsender prints the values pgoutput sends), after any options of the
-// connection string: values arrive in one form whatever the server's defaults are.
+// connection too, whose walsender prints the values pgoutput sends), after PGOPTIONS and any
+// options of the connection string: values arrive in one form whatever the server's defaults
+// are. client_encoding is pinned to UTF8 as well.
 //   TimeZone=UTC, DateStyle=ISO,MDY, IntervalStyle=postgres, bytea_output=hex,
 //   extra_float_digits=3 (shortest exact floats), lc_monetary=C
 std::string_view pinned_options() noexcept;
+
+// Checks that the server took the pins (it reports TimeZone, DateStyle and IntervalStyle) and,
+// where something on the way dropped the startup options, sets them in the session; throws
+// PgFatalError when the session still does not keep them. Connection::open calls it.
+void ensure_pinned_settings(Connection& conn);
 
 // Replaces every occurrence of `secret` in `text` with "***".
 std::string redact(std::string text, const std::string& secret);
