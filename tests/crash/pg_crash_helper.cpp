@@ -244,13 +244,18 @@ int verify() {
   postgres::Connection pg = postgres::Connection::open(cfg.source);
   // The writes have stopped: everything up to here must arrive.
   const Lsn head = *parse_lsn(pg.exec("SELECT pg_current_wal_insert_lsn()::text").value(0, 0));
-  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  const auto deadline = std::chrono::steady_clock::now() + 200s;
   while (pipe->status().cdc.confirmed < head && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);
   }
   int bad = 0;
-  if (pipe->status().cdc.confirmed < head) {
-    std::fprintf(stderr, "did not catch up with %s\n", to_string(head).c_str());
+  if (const PipeStatus st = pipe->status(); st.cdc.confirmed < head) {
+    std::fprintf(stderr, "did not catch up with %s: confirmed %s, state %s, last error: %s%s%s\n",
+                 to_string(head).c_str(),
+                 st.cdc.confirmed ? to_string(*st.cdc.confirmed).c_str() : "-",
+                 std::string(to_string(st.state)).c_str(),
+                 st.last_error ? st.last_error->message.c_str() : "none",
+                 st.retry ? ", retrying: " : "", st.retry ? st.retry->last_error.c_str() : "");
     ++bad;
   }
   for (const TableRef& t : tables()) {
