@@ -1,6 +1,8 @@
 #include "clickpipe/postgres/replication.hpp"
 
 #include <charconv>
+#include <chrono>
+#include <thread>
 
 #include "clickpipe/postgres/catalog.hpp"
 
@@ -76,9 +78,20 @@ CreatedSlot create_slot(Connection& replication, Connection& sql, const std::str
 }
 
 void drop_slot(Connection& sql, const std::string& slot) {
-  sql.exec(
-      "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
-      {slot});
+  // A stream closed just before still holds the slot until its walsender has noticed and exited
+  // (55006, object in use): wait for that, a few seconds at most, instead of failing teardown.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      sql.exec(
+          "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
+          "slot_name = $1",
+          {slot});
+      return;
+    } catch (const PgFatalError& e) {
+      if (e.sqlstate() != "55006" || attempt == 100) throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 void check_slot(Connection& sql, const std::string& slot, Lsn saved) {

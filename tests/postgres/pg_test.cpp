@@ -708,6 +708,29 @@ TEST(Postgres, SettingsDroppedOnTheWayArePinnedInTheSession) {
   }
 }
 
+// The bug this pins: a slot dropped right after its stream was closed could still be held by the
+// exiting walsender ("replication slot ... is active for PID ..."); seen failing a test under a
+// loaded CI machine, and a pipe's teardown would fail the same way. Here the stream closes 300 ms
+// after the drop starts: the drop waits for it.
+TEST(Postgres, Regression_ASlotStillHeldByAClosingStreamIsDroppedOnceReleased) {
+  Cdc x;
+  const std::string slot = unique("drop_race");
+  Lsn start;
+  {
+    Connection repl = Connection::open(settings(), true);
+    start = create_slot(repl, x.c, slot).info.consistent_point;
+  }
+  auto stream = std::make_unique<LogicalStream>(settings(), slot, x.publication, start);
+  stream->pull(10, 10ms, {});
+  std::thread closer([&] {
+    std::this_thread::sleep_for(300ms);
+    stream.reset();
+  });
+  EXPECT_NO_THROW(drop_slot(x.c, slot));
+  closer.join();
+  EXPECT_FALSE(slot_status(x.c, slot).has_value());
+}
+
 TEST(Postgres, OptionsOfAConnectionStringAreKeptBesideThePinnedOnes) {
   ConnectionSettings s = settings();
   s.conninfo = "options='-c application_name=from_conninfo -c statement_timeout=12345'";

@@ -44,6 +44,8 @@ struct CreatedSlot {
 // Creates a pgoutput slot on a replication connection (EXPORT_SNAPSHOT), or returns the existing
 // one (its confirmed position, no snapshot) when re-run after a crash.
 CreatedSlot create_slot(Connection& replication, Connection& sql, const std::string& slot);
+// Waits up to 5 s for a slot still held by a stream that just closed (its walsender exits
+// asynchronously).
 void drop_slot(Connection& sql, const std::string& slot);
 
 // Refuses to stream from `saved` when the slot is gone, lost its WAL, or is ahead of `saved`
