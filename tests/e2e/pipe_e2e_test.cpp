@@ -8,7 +8,6 @@
 #include <map>
 #include <thread>
 
-#include "../servers.hpp"
 #include "clickpipe/clickhouse/schema.hpp"
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 #include "clickpipe/postgres/catalog.hpp"
@@ -16,19 +15,14 @@
 #include "clickpipe/postgres/snapshot.hpp"
 #include "clickpipe/store/memory_store.hpp"
 #include "clickpipe/testing/helpers.hpp"
+#include "e2e.hpp"
 
 namespace clickpipe {
 namespace {
 
 using namespace std::chrono_literals;
 
-pg_to_clickhouse::Config config(const std::string& id) {
-  pg_to_clickhouse::Config c;
-  c.source = test::postgres_settings();
-  c.destination = test::clickhouse_settings();
-  c.pipe_id = id;
-  return c;
-}
+using test::config;
 
 // id -> v, as each side has it.
 std::map<std::string, std::string> source_rows(postgres::Connection& pg, const std::string& t) {
@@ -75,12 +69,8 @@ TEST(EndToEnd, APipeCopiesStreamsPausesResumesAndResyncs) {
   Settings s;
   s.sync_interval = 200ms;
   s.rows_per_partition = 4000;
-  PipeOptions o;
-  o.logger = std::make_shared<spdlog::logger>("e2e");
-  o.store = std::make_shared<MemoryStore>();
-  Pipe pipe(PipeConfig{id, Mode::InitialLoadAndCdc, {TableRef{"public", t}}, s},
-            pg_to_clickhouse::make_executors(cfg), o);
-  pipe.start();
+  auto started = test::start_pipe(cfg, t, s);
+  Pipe& pipe = *started;
   ASSERT_TRUE(pipe.wait_for(State::Running, 60s)) << to_string(pipe.state());
   EXPECT_GE(pipe.status().snapshot.at(0).partitions_total, 2u);
   EXPECT_TRUE(converges(pg, cfg, t)) << "after the initial load";
@@ -250,13 +240,7 @@ struct CountBackPipe {
     Settings s;
     s.sync_interval = 100ms;
     testing::fast_retries(s, 20ms, 200ms);
-    PipeOptions o;
-    o.logger = std::make_shared<spdlog::logger>("countback");
-    o.store = std::make_shared<MemoryStore>();
-    pipe =
-        std::make_unique<Pipe>(PipeConfig{id, Mode::InitialLoadAndCdc, {TableRef{"public", t}}, s},
-                               pg_to_clickhouse::make_executors(cfg), o);
-    pipe->start();
+    pipe = test::start_pipe(cfg, t, s);
   }
   ~CountBackPipe() { testing::drive_to(*pipe, State::Terminated, 30s); }
   bool ever_failed() const {

@@ -5,19 +5,16 @@
 // is computed by PostgreSQL itself from the source row, never by clickpipe's own conversions.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <spdlog/logger.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <map>
 #include <thread>
 
-#include "../servers.hpp"
 #include "clickpipe/clickhouse/schema.hpp"
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
-#include "clickpipe/postgres/replication.hpp"
-#include "clickpipe/store/memory_store.hpp"
 #include "clickpipe/testing/helpers.hpp"
+#include "e2e.hpp"
 
 namespace clickpipe {
 namespace {
@@ -238,10 +235,7 @@ std::string differences(const std::map<std::string, std::vector<Text>>& want,
 
 TEST(EndToEnd, EveryMappedTypeArrivesValueByValueThroughSnapshotAndCdc) {
   const std::string tag = std::to_string(::getpid());
-  pg_to_clickhouse::Config cfg;
-  cfg.source = test::postgres_settings();
-  cfg.destination = test::clickhouse_settings();
-  cfg.pipe_id = "types_" + tag;
+  const pg_to_clickhouse::Config cfg = test::config("types_" + tag);
   postgres::Connection pg = postgres::Connection::open(cfg.source);
   const std::string t = "types_" + tag;
   std::string ddl = "CREATE TABLE " + t + " (id int8 PRIMARY KEY";
@@ -255,12 +249,8 @@ TEST(EndToEnd, EveryMappedTypeArrivesValueByValueThroughSnapshotAndCdc) {
 
   Settings s;
   s.sync_interval = 100ms;
-  PipeOptions o;
-  o.logger = std::make_shared<spdlog::logger>("types");
-  o.store = std::make_shared<MemoryStore>();
-  Pipe pipe(PipeConfig{cfg.pipe_id, Mode::InitialLoadAndCdc, {TableRef{"public", t}}, s},
-            pg_to_clickhouse::make_executors(cfg), o);
-  pipe.start();
+  auto started = test::start_pipe(cfg, t, s);
+  Pipe& pipe = *started;
   ASSERT_TRUE(pipe.wait_for(State::Running, 60s)) << to_string(pipe.state());
   EXPECT_EQ(pipe.status().snapshot.at(0).rows_copied, n) << "the first rows took the COPY path";
 
@@ -295,10 +285,7 @@ TEST(EndToEnd, EveryMappedTypeArrivesValueByValueThroughSnapshotAndCdc) {
 // sent) never matched. Key columns of these types are String, in UTC, never clamped.
 TEST(EndToEnd, Regression_KeysBeyondTheTypedRangeStayDistinct) {
   const std::string tag = std::to_string(::getpid());
-  pg_to_clickhouse::Config cfg;
-  cfg.source = test::postgres_settings();
-  cfg.destination = test::clickhouse_settings();
-  cfg.pipe_id = "keys_" + tag;
+  const pg_to_clickhouse::Config cfg = test::config("keys_" + tag);
   postgres::Connection pg = postgres::Connection::open(cfg.source);
   const std::string t = "keys_" + tag;
   pg.exec("CREATE TABLE " + t +
@@ -312,12 +299,8 @@ TEST(EndToEnd, Regression_KeysBeyondTheTypedRangeStayDistinct) {
           ") AS x (d, ts, v)");
   Settings s;
   s.sync_interval = 100ms;
-  PipeOptions o;
-  o.logger = std::make_shared<spdlog::logger>("keys");
-  o.store = std::make_shared<MemoryStore>();
-  Pipe pipe(PipeConfig{cfg.pipe_id, Mode::InitialLoadAndCdc, {TableRef{"public", t}}, s},
-            pg_to_clickhouse::make_executors(cfg), o);
-  pipe.start();
+  auto started = test::start_pipe(cfg, t, s);
+  Pipe& pipe = *started;
   ASSERT_TRUE(pipe.wait_for(State::Running, 60s))
       << to_string(pipe.state()) << ": "
       << (pipe.status().last_error ? pipe.status().last_error->message : "");

@@ -1,0 +1,36 @@
+// What the end-to-end tests share: the reference executors' config for the test servers, and a
+// started pipe over one table with an in-memory store.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <memory>
+#include <string>
+
+#include "../servers.hpp"
+#include "clickpipe/pg_to_clickhouse/executors.hpp"
+#include "clickpipe/store/memory_store.hpp"
+
+namespace clickpipe::test {
+
+inline pg_to_clickhouse::Config config(const std::string& pipe_id) {
+  pg_to_clickhouse::Config c;
+  c.source = postgres_settings();
+  c.destination = clickhouse_settings();
+  c.pipe_id = pipe_id;
+  return c;
+}
+
+inline std::unique_ptr<Pipe> start_pipe(const pg_to_clickhouse::Config& cfg,
+                                        const std::string& table, const Settings& settings) {
+  PipeOptions o;
+  o.logger = std::make_shared<spdlog::logger>(cfg.pipe_id);
+  o.store = std::make_shared<MemoryStore>();
+  auto pipe = std::make_unique<Pipe>(
+      PipeConfig{cfg.pipe_id, Mode::InitialLoadAndCdc, {TableRef{"public", table}}, settings},
+      pg_to_clickhouse::make_executors(cfg), o);
+  pipe->start();
+  return pipe;
+}
+
+}  // namespace clickpipe::test
