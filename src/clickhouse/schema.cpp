@@ -184,8 +184,9 @@ void encode_value(std::string& out, const MappedColumn& m, const Datum& d) {
 // columns as text (k0, k1, ...) and then the version expected at least.
 ExternalTable keys_table(std::size_t key_columns, std::string tsv) {
   ExternalTable t{"clickpipe_keys", "", std::move(tsv)};
-  for (std::size_t k = 0; k < key_columns; ++k)
-    t.structure += "k" + std::to_string(k) + " String, ";
+  for (std::size_t k = 0; k < key_columns; ++k) {
+    t.structure.append(1, 'k').append(std::to_string(k)).append(" String, ");
+  }
   t.structure += "expected UInt64";
   return t;
 }
