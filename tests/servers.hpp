@@ -32,19 +32,25 @@ inline postgres::ConnectionSettings postgres_settings() {
   return s;
 }
 
-// Debian's ClickHouse 18.16 over HTTP, or, when CLICKPIPE_CH_URL is chdb://DIR, ClickHouse 26
-// embedded (the release run of ./scripts/test.sh).
-inline clickhouse::ClientSettings clickhouse_settings() {
+// Debian's ClickHouse 18.16 over HTTP, whichever destination the run tests.
+inline clickhouse::ClientSettings http_clickhouse_settings() {
   clickhouse::ClientSettings s;
-  const char* url = std::getenv("CLICKPIPE_CH_URL");
-  if (url && std::string(url).rfind("chdb://", 0) == 0) {
-    s.url = url;
-    return s;
-  }
   s.url = "http://" + server_env("CLICKPIPE_CH_HOST") + ":" + server_env("CLICKPIPE_CH_PORT");
   s.user = server_env("CLICKPIPE_CH_USER");
   s.password = server_env("CLICKPIPE_CH_PASSWORD");
   return s;
+}
+
+// The destination under test: 18.16 over HTTP, or, when CLICKPIPE_CH_URL is chdb://DIR,
+// ClickHouse 26 embedded (the release run of ./scripts/test.sh).
+inline clickhouse::ClientSettings clickhouse_settings() {
+  const char* url = std::getenv("CLICKPIPE_CH_URL");
+  if (url && std::string(url).rfind("chdb://", 0) == 0) {
+    clickhouse::ClientSettings s;
+    s.url = url;
+    return s;
+  }
+  return http_clickhouse_settings();
 }
 
 inline bool embedded_clickhouse() { return clickhouse_settings().url.rfind("chdb://", 0) == 0; }

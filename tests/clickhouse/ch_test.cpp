@@ -19,16 +19,8 @@ namespace {
 
 ClientSettings settings() { return test::clickhouse_settings(); }
 
-// The HTTP server (18.16) whichever destination the run tests: for what only HTTP has
-// (credentials, proxies).
-ClientSettings http_settings() {
-  ClientSettings s;
-  s.url = "http://" + test::server_env("CLICKPIPE_CH_HOST") + ":" +
-          test::server_env("CLICKPIPE_CH_PORT");
-  s.user = test::server_env("CLICKPIPE_CH_USER");
-  s.password = test::server_env("CLICKPIPE_CH_PASSWORD");
-  return s;
-}
+// For what only HTTP has (credentials, proxies).
+ClientSettings http_settings() { return test::http_clickhouse_settings(); }
 
 std::string unique(const std::string& base) {
   static std::atomic<int> n{0};
