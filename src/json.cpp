@@ -300,6 +300,9 @@ void to_json(json& j, const Column& c) {
   j = json{{"name", c.name},         {"type", c.type},
            {"type_oid", c.type_oid}, {"type_modifier", c.type_modifier},
            {"nullable", c.nullable}, {"array_dimensions", c.array_dimensions}};
+  // Written only when known or set, so records from before read and write back the same.
+  if (c.attnum != 0) j["attnum"] = c.attnum;
+  if (c.dropped) j["dropped"] = true;
 }
 void from_json(const json& j, Column& c) {
   c.name = require_string(require(j, "column", "name"), "column.name");
@@ -308,15 +311,21 @@ void from_json(const json& j, Column& c) {
   optional_field(j, "column", "type_modifier", c.type_modifier);
   optional_field(j, "column", "nullable", c.nullable);
   optional_field(j, "column", "array_dimensions", c.array_dimensions);
+  optional_field(j, "column", "attnum", c.attnum);
+  optional_field(j, "column", "dropped", c.dropped);
 }
 
 void to_json(json& j, const TableDefinition& d) {
   j = json{{"table", d.table}, {"columns", d.columns}, {"primary_key", d.primary_key}};
+  if (d.oid != 0) j["oid"] = d.oid;
+  if (!d.leaves.empty()) j["leaves"] = d.leaves;
 }
 void from_json(const json& j, TableDefinition& d) {
   d.table = require(j, "definition", "table").get<TableRef>();
   d.columns = require(j, "definition", "columns").get<std::vector<Column>>();
   d.primary_key = require(j, "definition", "primary_key").get<std::vector<std::string>>();
+  optional_field(j, "definition", "oid", d.oid);
+  if (auto it = j.find("leaves"); it != j.end()) d.leaves = it->get<std::vector<TableRef>>();
 }
 
 void to_json(json& j, const SlotInfo& s) {
@@ -330,12 +339,14 @@ void from_json(const json& j, SlotInfo& s) {
 void to_json(json& j, const Partition& p) {
   j = json{
       {"index", p.index}, {"begin", p.begin}, {"end", p.end}, {"estimated_rows", p.estimated_rows}};
+  if (!p.leaf.name.empty()) j["leaf"] = p.leaf;
 }
 void from_json(const json& j, Partition& p) {
   count_field(j, "partition", "index", p.index);
   p.begin = require_string(require(j, "partition", "begin"), "partition.begin");
   p.end = require_string(require(j, "partition", "end"), "partition.end");
   count_field(j, "partition", "estimated_rows", p.estimated_rows);
+  if (auto it = j.find("leaf"); it != j.end()) p.leaf = it->get<TableRef>();
 }
 
 void to_json(json& j, const PipeStatus& s) {
@@ -379,6 +390,18 @@ void to_json(json& j, const PipeStatus& s) {
     history.push_back(
         json{{"from", h.from}, {"trigger", h.trigger}, {"to", h.to}, {"at", time_text(h.at)}});
   }
+  json stopped = json::array();
+  for (const auto& st : s.stopped_tables) {
+    stopped.push_back(
+        json{{"table", st.table.qualified()}, {"reason", st.reason}, {"at", time_text(st.at)}});
+  }
+  json schema = json::array();
+  for (const auto& e : s.schema_changes) {
+    schema.push_back(json{{"table", e.table.qualified()},
+                          {"kind", std::string(to_string(e.kind))},
+                          {"description", e.description},
+                          {"at", time_text(e.at)}});
+  }
   j = json{{"id", s.id},
            {"state", s.state},
            {"mode", s.mode},
@@ -393,7 +416,9 @@ void to_json(json& j, const PipeStatus& s) {
            {"degraded_reason", s.degraded_reason.empty() ? json(nullptr) : json(s.degraded_reason)},
            {"settings", s.settings},
            {"history", history},
-           {"transitions", s.transitions}};
+           {"transitions", s.transitions},
+           {"stopped_tables", stopped},
+           {"schema_changes", schema}};
 }
 
 json transition_table_json() {

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "clickpipe/error.hpp"
+
 namespace clickpipe {
 
 std::string to_string(Lsn lsn) {
@@ -32,6 +34,13 @@ std::optional<Lsn> parse_lsn(std::string_view text) noexcept {
   auto lo = hex(text.substr(slash + 1));
   if (!hi || !lo) return std::nullopt;
   return Lsn{(*hi << 32) | *lo};
+}
+
+std::uint64_t row_version(Lsn commit) {
+  if (commit.value == kSnapshotVersion) {
+    throw FatalError("commit LSN 0/0 cannot version a change: it would tie with snapshot rows");
+  }
+  return commit.value;
 }
 
 }  // namespace clickpipe

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,16 +38,47 @@ struct Change {
   Values values;               // new row (insert/update); key or old row (delete)
   Values old_key;              // update that changed the key: the old key columns; else empty
 
-  std::uint64_t version() const noexcept { return row_version(commit_lsn, position); }
+  // The commit LSN (row_version): shared by every change of the transaction.
+  std::uint64_t version() const { return row_version(commit_lsn); }
 };
+
+// A change to a table's definition seen in the stream, in the pipe's vocabulary.
+struct SchemaChange {
+  enum class Kind : std::uint8_t {
+    ColumnsAdded,       // new columns, appended (Nullable at the destination; older rows NULL)
+    ColumnsDropped,     // the destination keeps them; rows from now on get NULL or the default
+    PartitionsChanged,  // leaf partitions attached (their rows copied) or detached
+    TableStopped,       // a change the pipe cannot follow safely: the table's changes stop
+  };
+  Kind kind = Kind::ColumnsAdded;
+  TableRef table;              // the pipe's name for the table
+  TableDefinition definition;  // the definition from now on (unchanged for TableStopped)
+  std::string description;     // what changed; for TableStopped also how to fix it
+
+  friend bool operator==(const SchemaChange&, const SchemaChange&) = default;
+};
+
+constexpr std::string_view to_string(SchemaChange::Kind k) noexcept {
+  switch (k) {
+    case SchemaChange::Kind::ColumnsAdded: return "columns_added";
+    case SchemaChange::Kind::ColumnsDropped: return "columns_dropped";
+    case SchemaChange::Kind::PartitionsChanged: return "partitions_changed";
+    case SchemaChange::Kind::TableStopped: return "table_stopped";
+  }
+  return "columns_added";
+}
 
 // What one pull returns. `end` is the position to confirm once the batch is applied: the commit
 // LSN of the last whole transaction in it, or, when the pipe's tables were idle, a later position
-// the source reported (so an idle slot does not hold WAL forever). Never inside a transaction.
+// the source reported (so an idle slot does not hold WAL forever). Never inside a transaction: a
+// transaction too large for one batch comes in several, in order, and every batch but its last
+// keeps `end` before it (so nothing is confirmed until all of it is applied).
 struct CdcBatch {
   std::vector<Change> changes;
   Lsn end;
   Lsn source_head;  // the newest position the source knows (0 where unknown): lag = head - end
+  // Definition changes to carry out before the changes (apply) and to save with the position.
+  std::vector<SchemaChange> schema_changes;
 };
 
 }  // namespace clickpipe

@@ -20,19 +20,16 @@ std::string to_string(Lsn lsn);
 // Accepts "X/Y" with 1-8 hex digits each side; anything else is nullopt.
 std::optional<Lsn> parse_lsn(std::string_view text) noexcept;
 
-// A row version from the source, never from a clock: the commit LSN in the high bits and the
-// change's position inside its transaction in the low kVersionSeqBits. Changes past position
-// 2^20-1 in one transaction share the last version (ClickHouse then keeps the row inserted last,
-// which is still the latest). Snapshot rows use version 0, below every CDC change.
-inline constexpr unsigned kVersionSeqBits = 20;
-inline constexpr std::uint64_t kMaxVersionedLsn = (std::uint64_t{1} << (64 - kVersionSeqBits)) - 1;
+// A row version from the source, never from a clock: the commit LSN itself, so versions increase
+// with the WAL over its whole 64-bit range (packing the LSN into fewer bits wraps after 16 TiB of
+// WAL, and from then on the older row would win). All changes of one transaction share its
+// version: a writer collapses them per key to the last one, and among rows of equal version
+// ReplacingMergeTree keeps the one inserted last. Snapshot rows use kSnapshotVersion, below every
+// CDC version.
+inline constexpr std::uint64_t kSnapshotVersion = 0;
 
-// Precondition: commit.value <= kMaxVersionedLsn (16 TiB of WAL); checked by the caller that
-// reads LSNs from a server.
-constexpr std::uint64_t row_version(Lsn commit, std::uint64_t position_in_txn) noexcept {
-  constexpr std::uint64_t kSeqMax = (std::uint64_t{1} << kVersionSeqBits) - 1;
-  const std::uint64_t seq = position_in_txn < kSeqMax ? position_in_txn : kSeqMax;
-  return (commit.value << kVersionSeqBits) | seq;
-}
+// Throws FatalError for 0/0: PostgreSQL never commits there, and the version would tie with
+// snapshot rows.
+std::uint64_t row_version(Lsn commit);
 
 }  // namespace clickpipe

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "clickpipe/lsn.hpp"
+#include "clickpipe/table.hpp"
 
 namespace clickpipe {
 
@@ -22,6 +23,9 @@ struct Partition {
   std::string begin;
   std::string end;
   std::uint64_t estimated_rows = 0;
+  // A partitioned table is copied leaf by leaf: the leaf partition this range is in (block
+  // numbers are per leaf). Empty name for a plain table.
+  TableRef leaf{"", ""};
 
   friend bool operator==(const Partition&, const Partition&) = default;
 };

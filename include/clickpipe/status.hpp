@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "clickpipe/change.hpp"
 #include "clickpipe/lifecycle/lifecycle.hpp"
 #include "clickpipe/lsn.hpp"
 #include "clickpipe/settings.hpp"
@@ -69,6 +70,26 @@ struct HistoryEntry {
   friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
 };
 
+// A definition change the pipe followed (or stopped a table at), as status and history show it.
+struct SchemaEvent {
+  TableRef table;
+  SchemaChange::Kind kind = SchemaChange::Kind::ColumnsAdded;
+  std::string description;
+  TimePoint at;
+
+  friend bool operator==(const SchemaEvent&, const SchemaEvent&) = default;
+};
+
+// A table whose changes are no longer applied: its definition changed in a way the pipe cannot
+// follow (a rename, a new type or key). A resync reloads it.
+struct StoppedTable {
+  TableRef table;
+  std::string reason;
+  TimePoint at;
+
+  friend bool operator==(const StoppedTable&, const StoppedTable&) = default;
+};
+
 struct PipeStatus {
   std::string id;
   State state = State::Unknown;
@@ -85,8 +106,11 @@ struct PipeStatus {
   Settings settings;
   std::vector<HistoryEntry> history;  // the newest kHistoryLimit transitions, oldest first
   std::uint64_t transitions = 0;      // all transitions ever, including those trimmed
+  std::vector<StoppedTable> stopped_tables;
+  std::vector<SchemaEvent> schema_changes;  // the newest kSchemaLimit, oldest first
 
   static constexpr std::size_t kHistoryLimit = 256;
+  static constexpr std::size_t kSchemaLimit = 64;
 };
 
 }  // namespace clickpipe

@@ -510,6 +510,33 @@ std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,
   return parse_tab_separated(client.query(sql));
 }
 
+void delete_all(Client& client, const TableLayout& layout, std::uint64_t version) {
+  std::string cols;
+  for (const auto& m : layout.columns) cols += quote(m.name) + ", ";
+  const std::string t = quote(client.settings().database) + "." + quote(layout.name);
+  // Both servers read FINAL here: on 23.2+ it already hides deleted rows, before it the WHERE does.
+  client.query("INSERT INTO " + t + " (" + cols + "`_version`, `_is_deleted`, `_synced_at`) SELECT " +
+               cols + std::to_string(version) + ", 1, now() FROM " + t +
+               " FINAL WHERE `_is_deleted` = 0");
+}
+
+std::vector<std::string> add_missing_columns(Client& client, const TableLayout& layout) {
+  const std::string db = client.settings().database;
+  std::set<std::string> have;
+  for (const auto& row : parse_tab_separated(
+           client.query("DESCRIBE TABLE " + quote(db) + "." + quote(layout.name)))) {
+    if (!row.empty() && row[0]) have.insert(*row[0]);
+  }
+  std::vector<std::string> added;
+  for (const auto& m : layout.columns) {
+    if (have.count(m.name)) continue;
+    client.query("ALTER TABLE " + quote(db) + "." + quote(layout.name) + " ADD COLUMN " +
+                 quote(m.name) + " " + m.type);
+    added.push_back(m.name);
+  }
+  return added;
+}
+
 bool table_exists(Client& client, const std::string& name) {
   return client.query("EXISTS TABLE " + quote(client.settings().database) + "." + quote(name)) ==
          "1\n";

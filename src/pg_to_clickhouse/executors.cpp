@@ -1,9 +1,16 @@
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <optional>
+
+#include <spdlog/spdlog.h>
 
 #include "clickpipe/clickhouse/schema.hpp"
 #include "clickpipe/postgres/catalog.hpp"
@@ -85,6 +92,46 @@ Datum placeholder(const Column& c) {
       {"uuid", "00000000-0000-0000-0000-000000000000"}};
   auto it = values.find(c.type);
   return Datum::of(it == values.end() ? std::string() : it->second);
+}
+
+// Streams a partition from COPY into ClickHouse inserts of at most kRowsPerInsert rows, each
+// counted back before its rows are reported to `copied`: PostgreSQL, this thread and ClickHouse
+// work at the same time, and values needing no conversion are never decoded. Rows get the
+// snapshot version, below every CDC change.
+std::uint64_t copy_rows(const Config& c, postgres::Connection& conn, Client& ch,
+                        const TableDefinition& table, const TableLayout& l,
+                        const Partition& partition, const std::string& snapshot, ExecContext& ctx,
+                        const std::function<void(std::uint64_t)>& copied) {
+  // Below ClickHouse's max_insert_block_size (1,048,576 rows) and min_insert_block_size_bytes
+  // (256 MiB): each insert is one block, refused whole when it fails. (A longer one may keep
+  // the blocks before the failure: harmless, the partition is copied again with the same
+  // versions, but a retry would then do more work.)
+  constexpr std::uint64_t kRowsPerInsert = 1000000;
+  constexpr std::uint64_t kBytesPerInsert = 128u << 20;
+  postgres::CopyOut copy(conn, table, partition, snapshot);
+  clickhouse::CopyTextEncoder encoder(l, kSnapshotVersion, c.reconcile);
+  const std::string sql = encoder.insert_sql(c.destination.database);
+  std::optional<std::string_view> line = copy.next();
+  while (line) {
+    std::uint64_t rows = 0, bytes = 0;
+    ch.insert_streamed(sql, [&](std::string& piece) {
+      ctx.throw_if_stopped();
+      const std::size_t from = piece.size();
+      while (line && piece.size() < (1u << 20) && rows < kRowsPerInsert) {
+        encoder.add(*line, piece);
+        ++rows;
+        line = copy.next();
+      }
+      bytes += piece.size() - from;
+      return line.has_value() && rows < kRowsPerInsert && bytes < kBytesPerInsert;
+    });
+    if (c.reconcile) {
+      const clickhouse::Reconciliation r = encoder.reconcile(ch);
+      if (!r.complete()) throw clickhouse::RowsMissing(l.name, r);
+    }
+    copied(rows);
+  }
+  return copy.rows();
 }
 
 class Provisioner final : public clickpipe::Provisioner {
@@ -196,12 +243,15 @@ class SnapshotCopier final : public clickpipe::SnapshotCopier {
     postgres::Connection conn = source(c_);
     Client ch(c_.destination);
     const TableLayout l = layout(ch, table, target == TableTarget::Resync);
+    auto report = [&](std::uint64_t rows) {
+      ctx.progress.rows_copied(table.table, partition.index, rows);
+    };
     try {
-      return stream(conn, ch, table, l, partition, snapshot, ctx);
+      return copy_rows(c_, conn, ch, table, l, partition, snapshot, ctx, report);
     } catch (const postgres::SnapshotGone&) {
       // After a restart the exported snapshot is gone: a fresh one is correct, CDC replays
       // everything after the slot's consistent point with higher versions.
-      return stream(conn, ch, table, l, partition, "", ctx);
+      return copy_rows(c_, conn, ch, table, l, partition, "", ctx, report);
     }
   }
 
@@ -212,49 +262,18 @@ class SnapshotCopier final : public clickpipe::SnapshotCopier {
   }
 
  private:
-  // Streams the partition from COPY into ClickHouse inserts of at most kRowsPerInsert rows, each
-  // counted back before its rows are reported: PostgreSQL, this thread and ClickHouse work at
-  // the same time, and values needing no conversion are never decoded.
-  std::uint64_t stream(postgres::Connection& conn, Client& ch, const TableDefinition& table,
-                       const TableLayout& l, const Partition& partition,
-                       const std::string& snapshot, ExecContext& ctx) {
-    // Below ClickHouse's max_insert_block_size (1,048,576 rows) and min_insert_block_size_bytes
-    // (256 MiB): each insert is one block, refused whole when it fails. (A longer one may keep
-    // the blocks before the failure: harmless, the partition is copied again with the same
-    // versions, but a retry would then do more work.)
-    constexpr std::uint64_t kRowsPerInsert = 1000000;
-    constexpr std::uint64_t kBytesPerInsert = 128u << 20;
-    postgres::CopyOut copy(conn, table, partition, snapshot);
-    clickhouse::CopyTextEncoder encoder(l, 0, c_.reconcile);  // version 0: below all CDC
-    const std::string sql = encoder.insert_sql(c_.destination.database);
-    std::optional<std::string_view> line = copy.next();
-    while (line) {
-      std::uint64_t rows = 0, bytes = 0;
-      ch.insert_streamed(sql, [&](std::string& piece) {
-        ctx.throw_if_stopped();
-        const std::size_t from = piece.size();
-        while (line && piece.size() < (1u << 20) && rows < kRowsPerInsert) {
-          encoder.add(*line, piece);
-          ++rows;
-          line = copy.next();
-        }
-        bytes += piece.size() - from;
-        return line.has_value() && rows < kRowsPerInsert && bytes < kBytesPerInsert;
-      });
-      if (c_.reconcile) {
-        const clickhouse::Reconciliation r = encoder.reconcile(ch);
-        if (!r.complete()) throw clickhouse::RowsMissing(l.name, r);
-      }
-      ctx.progress.rows_copied(table.table, partition.index, rows);
-    }
-    return copy.rows();
-  }
-
   Config c_;
   std::mutex mu_;
   std::optional<postgres::Connection> holder_;
   std::string snapshot_;
 };
+
+// Process-wide counts of paths the tests must prove they took.
+std::atomic<std::uint64_t> g_toast_refilled{0};
+std::atomic<std::uint64_t> g_columns_added{0};
+std::atomic<std::uint64_t> g_tables_stopped{0};
+std::atomic<std::uint64_t> g_partitions_backfilled{0};
+std::atomic<std::uint64_t> g_truncates{0};
 
 class CdcStreamer final : public clickpipe::CdcStreamer {
  public:
@@ -273,52 +292,64 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     }
     ch_.emplace(c_.destination);
     sql_.emplace(source(c_));
-    layouts_.clear();
-    for (const auto& def : tables) layouts_.emplace(def.table, std::pair{def, layout(*ch_, def)});
-    stream_.emplace(c_.source, slot_name(c_.pipe_id), publication_name(c_.pipe_id), from);
+    tables_.clear();
+    for (const auto& def : tables) tables_.emplace(def.table, held(def));
+    stream_.emplace(c_.source, slot_name(c_.pipe_id), publication_name(c_.pipe_id), from,
+                    std::vector<TableDefinition>(tables.begin(), tables.end()), c_.stream);
+    next_leaf_check_ = std::chrono::steady_clock::now();
     return from;
   }
 
   CdcBatch pull(ExecContext& ctx) override {
-    return stream_->pull(ctx.settings.pull_batch_size, ctx.settings.sync_interval, ctx.stop);
+    CdcBatch batch =
+        stream_->pull(ctx.settings.pull_batch_size, ctx.settings.sync_interval, ctx.stop);
+    if (std::chrono::steady_clock::now() >= next_leaf_check_) {
+      check_leaves(batch);
+      next_leaf_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    }
+    return batch;
   }
 
-  void apply(const CdcBatch& batch, ExecContext&) override {
+  void apply(const CdcBatch& batch, ExecContext& ctx) override {
+    for (const SchemaChange& sc : batch.schema_changes) follow(sc, ctx);
+    // Per table, the rows to write, each key's last change only: all changes of a transaction
+    // share its version, so the last one must be the only one (or the last inserted).
     std::map<TableRef, std::vector<clickhouse::Row>> rows;
+    std::map<TableRef, std::unordered_map<std::string, std::size_t>> slot_of;
     auto flush = [&] {
-      for (auto& [t, r] : rows) write(c_, *ch_, layouts_.at(t).second, r);
+      for (auto& [t, r] : rows) write(c_, *ch_, tables_.at(t).layout, r);
       rows.clear();
+      slot_of.clear();
+    };
+    auto put = [&](const Held& h, clickhouse::Row row) {
+      auto [it, added] = slot_of[h.def.table].try_emplace(key_of(h, row.values));
+      auto& out = rows[h.def.table];
+      if (added) {
+        it->second = out.size();
+        out.push_back(std::move(row));
+      } else {
+        out[it->second] = std::move(row);
+      }
     };
     for (const Change& c : batch.changes) {
-      auto it = layouts_.find(c.table);
-      if (it == layouts_.end()) continue;  // a table no longer in the pipe
-      const TableDefinition& def = it->second.first;
-      const TableLayout& l = it->second.second;
+      auto it = tables_.find(c.table);
+      if (it == tables_.end()) continue;  // stopped in this batch, or left the pipe
+      const Held& h = it->second;
       switch (c.kind) {
         case ChangeKind::Insert:
-        case ChangeKind::Update: {
+        case ChangeKind::Update:
           if (!c.old_key.empty()) {
             // A key change: the old key goes away (upstream leaves it behind).
-            rows[c.table].push_back({deletion(def, c.old_key, c.values), c.version(), true});
+            put(h, {deletion(h.def, c.old_key, c.values), c.version(), true});
           }
-          rows[c.table].push_back({filled(def, c.values), c.version(), false});
+          put(h, {filled(h.def, c.values), c.version(), false});
           break;
-        }
-        case ChangeKind::Delete:
-          rows[c.table].push_back({deletion(def, c.values, {}), c.version(), true});
-          break;
-        case ChangeKind::Truncate: {
+        case ChangeKind::Delete: put(h, {deletion(h.def, c.values, {}), c.version(), true}); break;
+        case ChangeKind::Truncate:
           flush();  // everything before the truncate first
-          std::string cols;
-          for (const auto& m : l.columns) cols += clickhouse::quote(m.name) + ", ";
-          const std::string t =
-              clickhouse::quote(c_.destination.database) + "." + clickhouse::quote(l.name);
-          ch_->query("INSERT INTO " + t + " (" + cols +
-                     "`_version`, `_is_deleted`, `_synced_at`) SELECT " + cols +
-                     std::to_string(c.version()) + ", 1, now() FROM " + t +
-                     " FINAL WHERE `_is_deleted` = 0");
+          clickhouse::delete_all(*ch_, h.layout, c.version());
+          g_truncates.fetch_add(1);
           break;
-        }
       }
     }
     flush();
@@ -332,6 +363,109 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   }
 
  private:
+  struct Held {
+    TableDefinition def;
+    TableLayout layout;
+    std::vector<std::size_t> key_at;  // definition columns of the key, in key order
+  };
+  Held held(const TableDefinition& def) {
+    Held h{def, layout(*ch_, def), {}};
+    for (const auto& k : def.primary_key) {
+      for (std::size_t i = 0; i < def.columns.size(); ++i) {
+        if (def.columns[i].name == k) h.key_at.push_back(i);
+      }
+    }
+    return h;
+  }
+  static std::string key_of(const Held& h, const Values& v) {
+    std::string key;
+    for (std::size_t i : h.key_at) {
+      if (i >= v.size() || v[i].is_null()) {
+        key += "N;";
+      } else {
+        key += std::to_string(v[i].text.size()) + ':' + v[i].text;
+      }
+    }
+    return key;
+  }
+
+  // Carries out a definition change before the batch's rows are written.
+  void follow(const SchemaChange& sc, ExecContext& ctx) {
+    auto it = tables_.find(sc.table);
+    if (it == tables_.end()) return;
+    switch (sc.kind) {
+      case SchemaChange::Kind::TableStopped:
+        tables_.erase(it);
+        g_tables_stopped.fetch_add(1);
+        return;
+      case SchemaChange::Kind::ColumnsAdded:
+      case SchemaChange::Kind::ColumnsDropped: {
+        TableDefinition def = it->second.def;
+        def.columns = sc.definition.columns;
+        it->second = held(def);
+        const auto added = clickhouse::add_missing_columns(*ch_, it->second.layout);
+        g_columns_added.fetch_add(added.size());
+        return;
+      }
+      case SchemaChange::Kind::PartitionsChanged: {
+        std::vector<TableRef> attached;
+        for (const auto& leaf : sc.definition.leaves) {
+          if (std::find(it->second.def.leaves.begin(), it->second.def.leaves.end(), leaf) ==
+              it->second.def.leaves.end()) {
+            attached.push_back(leaf);
+          }
+        }
+        it->second.def.leaves = sc.definition.leaves;
+        // Rows a partition held when it was attached never pass through the WAL: copy them, at
+        // the snapshot version, below every change CDC brings for them.
+        for (const auto& leaf : attached) {
+          postgres::Connection conn = source(c_);
+          Partition whole;
+          whole.leaf = leaf;
+          const std::uint64_t n =
+              copy_rows(c_, conn, *ch_, it->second.def, it->second.layout, whole, "", ctx,
+                        [](std::uint64_t) {});
+          g_partitions_backfilled.fetch_add(1);
+          ctx.log.info("cdc: partition {} of {} attached: {} rows copied", leaf.qualified(),
+                       sc.table.qualified(), n);
+        }
+        return;
+      }
+    }
+  }
+
+  // Partitions attached or detached since the last look (PostgreSQL sends nothing for either).
+  void check_leaves(CdcBatch& batch) {
+    for (const auto& [t, h] : tables_) {
+      // Those the batch already changes are looked at next time.
+      if (std::any_of(batch.schema_changes.begin(), batch.schema_changes.end(),
+                      [&](const SchemaChange& sc) { return sc.table == t; })) {
+        continue;
+      }
+      std::vector<TableRef> now = postgres::leaf_partitions(*sql_, t);
+      if (now == h.def.leaves) continue;
+      std::string attached, detached;
+      for (const auto& l : now) {
+        if (std::find(h.def.leaves.begin(), h.def.leaves.end(), l) == h.def.leaves.end())
+          attached += (attached.empty() ? "" : ", ") + l.qualified();
+      }
+      for (const auto& l : h.def.leaves) {
+        if (std::find(now.begin(), now.end(), l) == now.end())
+          detached += (detached.empty() ? "" : ", ") + l.qualified();
+      }
+      TableDefinition def = h.def;
+      def.leaves = now;
+      std::string what = "table " + t.qualified() + ":";
+      if (!attached.empty()) what += " partition(s) attached: " + attached + " (their rows copied)";
+      if (!detached.empty()) {
+        what += (attached.empty() ? "" : ";") + std::string(" partition(s) detached: ") +
+                detached + " (their rows stay in ClickHouse until a resync)";
+      }
+      batch.schema_changes.push_back(
+          SchemaChange{SchemaChange::Kind::PartitionsChanged, t, std::move(def), what});
+    }
+  }
+
   // A row marking `key_row`'s key deleted: key columns from it, the rest placeholders (or the
   // new row's values, which satisfy every column's type).
   Values deletion(const TableDefinition& def, const Values& key_row, const Values& fallback) {
@@ -341,7 +475,7 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
                                  def.columns[i].name) != def.primary_key.end();
       if (key && i < key_row.size()) {
         out[i] = key_row[i];
-      } else if (i < fallback.size() && fallback[i].kind != Datum::Kind::UnchangedToast) {
+      } else if (i < fallback.size() && fallback[i].kind == Datum::Kind::Text) {
         out[i] = fallback[i];
       } else {
         out[i] = placeholder(def.columns[i]);
@@ -349,17 +483,22 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     }
     return out;
   }
-  // Unchanged TOAST values were not sent: they are read from the source row by its key (a
-  // parameterized query). The value read is at least as new as the change; any later change to
-  // it comes later in the stream, so the destination converges on the source. A row gone since
-  // gets a placeholder: its delete follows in the stream.
+  // The row in the definition's shape: rows decoded before a column was added lack it (NULL),
+  // and a column dropped at the source gets NULL or, when ClickHouse's column is not Nullable,
+  // the type's default. Unchanged TOAST values were not sent: they are read from the source row
+  // by its key (a parameterized query). The value read is at least as new as the change; any later
+  // change to it comes later in the stream, so the destination converges on the source. A row gone
+  // since gets a placeholder: its delete follows in the stream.
   Values filled(const TableDefinition& def, const Values& v) {
-    std::vector<std::size_t> missing;
-    for (std::size_t i = 0; i < v.size() && i < def.columns.size(); ++i) {
-      if (v[i].kind == Datum::Kind::UnchangedToast) missing.push_back(i);
-    }
-    if (missing.empty()) return v;
     Values out = v;
+    out.resize(def.columns.size());
+    std::vector<std::size_t> missing;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (out[i].kind == Datum::Kind::UnchangedToast) missing.push_back(i);
+      if (out[i].is_null() && def.columns[i].dropped) out[i] = placeholder(def.columns[i]);
+    }
+    if (missing.empty()) return out;
+    g_toast_refilled.fetch_add(missing.size());
     std::string cols, where;
     std::vector<std::optional<std::string>> params;
     for (std::size_t i : missing)
@@ -391,11 +530,19 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   Config c_;
   std::optional<Client> ch_;
   std::optional<postgres::Connection> sql_;
-  std::map<TableRef, std::pair<TableDefinition, TableLayout>> layouts_;
+  std::map<TableRef, Held> tables_;
   std::optional<postgres::LogicalStream> stream_;
+  std::chrono::steady_clock::time_point next_leaf_check_;
 };
 
 }  // namespace
+
+Counters counters() noexcept {
+  const postgres::SpillCounters spilled = postgres::spill_counters();
+  return Counters{g_toast_refilled.load(),        spilled.transactions, spilled.changes,
+                  g_columns_added.load(),         g_tables_stopped.load(),
+                  g_partitions_backfilled.load(), g_truncates.load()};
+}
 
 Executors make_executors(const Config& config) {
   return Executors{std::make_shared<Provisioner>(config), std::make_shared<TableSetup>(config),

@@ -33,20 +33,89 @@ void preflight(Connection& conn, std::span<const TableRef> tables) {
     problems.push_back("the user lacks the REPLICATION attribute (ALTER ROLE ... REPLICATION)");
   }
   for (const TableRef& t : tables) {
+    // The table and, for a partitioned one, each leaf partition (its changes are published
+    // with the leaf's own replica identity).
     Result r = conn.exec(
-        "SELECT c.relreplident, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND "
-        "i.indisprimary), c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)",
+        "SELECT c.relkind, c.relreplident, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = "
+        "c.oid AND i.indisprimary), format('%I.%I', n.nspname, c.relname), c.oid = to_regclass($1) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = "
+        "to_regclass($1) OR c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass($1)) WHERE "
+        "isleaf) ORDER BY 5 DESC, 4",
         {qualified(conn, t)});
     if (r.rows() == 0) {
       problems.push_back("table " + t.qualified() + " does not exist");
-    } else if (r.value(0, 1) != "t" && r.value(0, 0) != "f") {
-      problems.push_back("table " + t.qualified() +
-                         " has no primary key (add one, or ALTER TABLE ... REPLICA IDENTITY FULL)");
-    } else if (r.value(0, 2) != "r" && r.value(0, 2) != "p") {
+      continue;
+    }
+    const std::string kind(r.value(0, 0));
+    if (kind != "r" && kind != "p") {
       problems.push_back(t.qualified() + " is not a table");
+      continue;
+    }
+    if (r.value(0, 2) != "t") {
+      // ClickHouse orders and deduplicates rows by the key, and updates and deletes find their
+      // row by it: without one, neither works.
+      problems.push_back("table " + t.qualified() +
+                         " has no primary key, which the pipe needs to order, update and delete "
+                         "rows in ClickHouse (add one: ALTER TABLE ... ADD PRIMARY KEY (...))");
+      continue;
+    }
+    for (int i = 0; i < r.rows(); ++i) {
+      const std::string what = i == 0 ? "table " + t.qualified()
+                                       : "partition " + std::string(r.value(i, 3)) + " of " +
+                                             t.qualified();
+      const std::string_view identity = r.value(i, 1);
+      if (identity == "n") {
+        problems.push_back(what +
+                           " has REPLICA IDENTITY NOTHING: its UPDATEs and DELETEs fail once it "
+                           "is published (ALTER TABLE ... REPLICA IDENTITY DEFAULT)");
+      } else if (identity == "i") {
+        problems.push_back(what +
+                           " has REPLICA IDENTITY USING INDEX: deletes would carry that index's "
+                           "columns, not the primary key (ALTER TABLE ... REPLICA IDENTITY DEFAULT)");
+      }
     }
   }
   if (!problems.empty()) throw PreflightError(std::move(problems));
+}
+
+std::vector<CatalogColumn> catalog_columns(Connection& conn, std::uint32_t relation_oid) {
+  Result r = conn.exec(
+      "SELECT a.attnum, a.attname, coalesce(t.typname, ''), a.atttypid, a.atttypmod, "
+      "CASE WHEN t.typcategory = 'A' THEN greatest(a.attndims, 1) ELSE 0 END, a.attisdropped, "
+      "a.attgenerated <> '' FROM pg_attribute a LEFT JOIN pg_type t ON t.oid = a.atttypid "
+      "WHERE a.attrelid = $1::oid AND a.attnum > 0 ORDER BY a.attnum",
+      {std::to_string(relation_oid)});
+  std::vector<CatalogColumn> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    CatalogColumn c;
+    auto num = [&](int col, auto& v) {
+      auto s = r.value(i, col);
+      std::from_chars(s.data(), s.data() + s.size(), v);
+    };
+    num(0, c.attnum);
+    c.name = std::string(r.value(i, 1));
+    c.type = std::string(r.value(i, 2));
+    num(3, c.type_oid);
+    num(4, c.type_modifier);
+    num(5, c.array_dimensions);
+    c.dropped = r.value(i, 6) == "t";
+    c.generated = r.value(i, 7) == "t";
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<TableRef> leaf_partitions(Connection& conn, const TableRef& table) {
+  Result r = conn.exec(
+      "SELECT n.nspname, c.relname FROM pg_partition_tree(to_regclass($1)) p JOIN pg_class c ON "
+      "c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.isleaf AND p.relid "
+      "<> to_regclass($1) ORDER BY 1, 2",
+      {qualified(conn, table)});
+  std::vector<TableRef> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back(TableRef{std::string(r.value(i, 0)), std::string(r.value(i, 1))});
+  }
+  return out;
 }
 
 std::vector<TableDefinition> read_definitions(Connection& conn, std::span<const TableRef> tables) {
@@ -55,10 +124,11 @@ std::vector<TableDefinition> read_definitions(Connection& conn, std::span<const 
     const std::string name = qualified(conn, t);
     Result cols = conn.exec(
         "SELECT a.attname, t.typname, a.atttypid, a.atttypmod, NOT a.attnotnull, "
-        "CASE WHEN t.typcategory = 'A' THEN greatest(a.attndims, 1) ELSE 0 END "
+        "CASE WHEN t.typcategory = 'A' THEN greatest(a.attndims, 1) ELSE 0 END, a.attnum, "
+        "a.attrelid "
         "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
         "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
-        "ORDER BY a.attnum",
+        "AND a.attgenerated = '' ORDER BY a.attnum",
         {name});
     if (cols.rows() == 0) throw PgFatalError("table " + t.qualified() + " does not exist", "42P01");
     TableDefinition def;
@@ -75,6 +145,8 @@ std::vector<TableDefinition> read_definitions(Connection& conn, std::span<const 
       num(3, c.type_modifier);
       c.nullable = cols.value(i, 4) == "t";
       num(5, c.array_dimensions);
+      num(6, c.attnum);
+      if (i == 0) num(7, def.oid);
       def.columns.push_back(std::move(c));
     }
     Result pk = conn.exec(
@@ -83,6 +155,7 @@ std::vector<TableDefinition> read_definitions(Connection& conn, std::span<const 
         "ORDER BY array_position(i.indkey::int2[], a.attnum)",
         {name});
     for (int i = 0; i < pk.rows(); ++i) def.primary_key.emplace_back(pk.value(i, 0));
+    def.leaves = leaf_partitions(conn, t);
     out.push_back(std::move(def));
   }
   return out;

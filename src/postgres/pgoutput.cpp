@@ -1,6 +1,8 @@
 #include "clickpipe/postgres/pgoutput.hpp"
 
 #include "clickpipe/error.hpp"
+#include "clickpipe/postgres/schema_tracker.hpp"
+#include "spool.hpp"
 
 namespace clickpipe::postgres::pgoutput {
 namespace {
@@ -176,41 +178,88 @@ const Relation& Assembler::need(std::uint32_t id) const {
   return *r;
 }
 
+std::uint64_t Transaction::size() const {
+  return (spilled ? spilled->changes() : 0) + changes.size();
+}
+
+std::size_t approximate_bytes(const Change& c) noexcept {
+  std::size_t n = sizeof(Change) + c.table.schema.size() + c.table.name.size();
+  for (const Values* v : {&c.values, &c.old_key}) {
+    n += v->size() * sizeof(Datum);
+    for (const Datum& d : *v) n += d.text.size();
+  }
+  return n;
+}
+
+void Assembler::spill_past(std::size_t bytes, std::string dir) {
+  spill_bytes_ = bytes;
+  spill_dir_ = std::move(dir);
+}
+
+void Assembler::add(Change c) {
+  if (!open_) throw FatalError("pgoutput: change outside a transaction");
+  c.position = position_++;
+  current_.bytes += approximate_bytes(c);
+  current_.changes.push_back(std::move(c));
+  if (spill_bytes_ != 0 && current_.bytes > spill_bytes_) {
+    if (!current_.spilled) current_.spilled = std::make_shared<ChangeSpool>(spill_dir_);
+    for (const Change& ch : current_.changes) current_.spilled->write(ch);
+    current_.changes.clear();
+    current_.bytes = 0;
+  }
+}
+
 std::optional<Transaction> Assembler::feed(const Message& m) {
-  auto add = [&](ChangeKind kind, const Relation& rel, Values values, Values old_key) {
-    if (!open_) throw FatalError("pgoutput: change outside a transaction");
-    if (values.size() != rel.columns.size() && kind != ChangeKind::Truncate) {
+  auto row = [&](ChangeKind kind, const Relation& rel, Values values, Values old_key) {
+    if (values.size() != rel.columns.size()) {
       throw FatalError("pgoutput: " + std::to_string(values.size()) + " values for " +
                        std::to_string(rel.columns.size()) + " columns of " + rel.table.qualified());
     }
     Change c;
     c.kind = kind;
-    c.table = rel.table;
-    c.position = current_.changes.size();
-    c.values = std::move(values);
-    c.old_key = std::move(old_key);
-    current_.changes.push_back(std::move(c));
+    if (tracker_) {
+      auto mapped = tracker_->map(rel.id, std::move(values));
+      if (!mapped) return;  // not one of the pipe's tables, or stopped
+      c.table = *mapped->table;
+      c.values = std::move(mapped->values);
+      if (!old_key.empty()) c.old_key = std::move(tracker_->map(rel.id, std::move(old_key))->values);
+    } else {
+      c.table = rel.table;
+      c.values = std::move(values);
+      c.old_key = std::move(old_key);
+    }
+    add(std::move(c));
   };
   if (const auto* b = std::get_if<Begin>(&m)) {
     if (open_) throw FatalError("pgoutput: Begin inside a transaction");
     open_ = true;
     current_ = Transaction{};
     current_.commit_lsn = b->final_lsn;
+    current_.schema_changes = std::move(pending_schema_);
+    pending_schema_.clear();
+    position_ = 0;
   } else if (const auto* c = std::get_if<Commit>(&m)) {
     if (!open_) throw FatalError("pgoutput: Commit without Begin");
     open_ = false;
     current_.commit_lsn = c->commit_lsn;
     current_.end_lsn = c->end_lsn;
     for (auto& ch : current_.changes) ch.commit_lsn = c->commit_lsn;
+    if (current_.spilled) current_.spilled->rewind();
     return std::move(current_);
   } else if (const auto* rel = std::get_if<Relation>(&m)) {
     relations_[rel->id] = *rel;
+    if (tracker_) {
+      for (auto& sc : tracker_->on_relation(*rel)) {
+        (open_ ? current_.schema_changes : pending_schema_).push_back(std::move(sc));
+      }
+    }
   } else if (const auto* ins = std::get_if<Insert>(&m)) {
-    add(ChangeKind::Insert, need(ins->relation), ins->row, {});
+    row(ChangeKind::Insert, need(ins->relation), ins->row, {});
   } else if (const auto* up = std::get_if<Update>(&m)) {
     const Relation& rel = need(up->relation);
     Values old_key;
-    if (up->old_kind != 0 && up->old_row.size() == rel.columns.size()) {
+    if (up->old_kind != 0 && up->old_row.size() == rel.columns.size() &&
+        up->row.size() == rel.columns.size()) {
       // The key moved when an old key column differs from the new row's.
       for (std::size_t i = 0; i < rel.columns.size(); ++i) {
         if (rel.columns[i].key && !(up->old_row[i] == up->row[i])) {
@@ -219,18 +268,22 @@ std::optional<Transaction> Assembler::feed(const Message& m) {
         }
       }
     }
-    add(ChangeKind::Update, rel, up->row, std::move(old_key));
+    row(ChangeKind::Update, rel, up->row, std::move(old_key));
   } else if (const auto* del = std::get_if<Delete>(&m)) {
-    add(ChangeKind::Delete, need(del->relation), del->old_row, {});
+    row(ChangeKind::Delete, need(del->relation), del->old_row, {});
   } else if (const auto* tr = std::get_if<Truncate>(&m)) {
     for (auto id : tr->relations) {
       const Relation& rel = need(id);
-      if (!open_) throw FatalError("pgoutput: change outside a transaction");
       Change c;
       c.kind = ChangeKind::Truncate;
-      c.table = rel.table;
-      c.position = current_.changes.size();
-      current_.changes.push_back(std::move(c));
+      if (tracker_) {
+        const TableRef* t = tracker_->table(id);
+        if (!t) continue;
+        c.table = *t;
+      } else {
+        c.table = rel.table;
+      }
+      add(std::move(c));
     }
   }
   // Origin and Type carry nothing a change needs.

@@ -10,16 +10,22 @@ namespace clickpipe::postgres {
 
 void ensure_publication(Connection& conn, const std::string& name,
                         std::span<const TableRef> tables) {
-  Result exists = conn.exec("SELECT 1 FROM pg_publication WHERE pubname = $1", {name});
+  // publish_via_partition_root: a partitioned table's changes arrive as its own (one relation,
+  // one ClickHouse table), including those of partitions attached later.
+  Result exists = conn.exec("SELECT pubviaroot FROM pg_publication WHERE pubname = $1", {name});
   std::string list;
   if (exists.rows() == 0) {
     for (const auto& t : tables) list += (list.empty() ? "" : ", ") + qualified(conn, t);
     try {
-      conn.exec("CREATE PUBLICATION " + conn.identifier(name) + " FOR TABLE " + list);
+      conn.exec("CREATE PUBLICATION " + conn.identifier(name) + " FOR TABLE " + list +
+                " WITH (publish_via_partition_root = true)");
       return;
     } catch (const PgFatalError& e) {
       if (e.sqlstate() != "42710") throw;  // created meanwhile: fall through and add tables
     }
+  } else if (exists.value(0, 0) != "t") {
+    conn.exec("ALTER PUBLICATION " + conn.identifier(name) +
+              " SET (publish_via_partition_root = true)");
   }
   for (const auto& t : tables) {
     Result has = conn.exec(

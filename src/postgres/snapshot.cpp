@@ -11,14 +11,16 @@
 
 namespace clickpipe::postgres {
 
-std::vector<Partition> plan_partitions(Connection& conn, const TableDefinition& table,
-                                       std::uint64_t rows_per_partition,
-                                       std::uint64_t max_partitions) {
+namespace {
+
+// Splits one relation with storage into ctid block ranges (appended to `out`).
+void plan_relation(Connection& conn, const TableRef& rel, const TableRef& leaf,
+                   std::uint64_t rows_per_partition, std::uint64_t max_partitions,
+                   std::vector<Partition>& out) {
   Result r = conn.exec(
       "SELECT c.relkind, c.relpages, c.reltuples FROM pg_class c WHERE c.oid = to_regclass($1)",
-      {qualified(conn, table.table)});
-  if (r.rows() == 0)
-    throw PgFatalError("table " + table.table.qualified() + " does not exist", "42P01");
+      {qualified(conn, rel)});
+  if (r.rows() == 0) throw PgFatalError("table " + rel.qualified() + " does not exist", "42P01");
   const std::string kind(r.value(0, 0));
   std::int64_t pages = 0;
   double tuples = -1;
@@ -27,26 +29,52 @@ std::vector<Partition> plan_partitions(Connection& conn, const TableDefinition& 
     std::from_chars(p.data(), p.data() + p.size(), pages);
     tuples = std::stod(std::string(r.value(0, 2)));
   }
+  auto add = [&](std::string begin, std::string end, std::uint64_t rows) {
+    Partition p;
+    p.index = static_cast<std::uint32_t>(out.size());
+    p.begin = std::move(begin);
+    p.end = std::move(end);
+    p.estimated_rows = rows;
+    p.leaf = leaf;
+    out.push_back(std::move(p));
+  };
   if (kind != "r" || pages <= 0 || tuples <= 0) {
-    return {Partition{0, "", "", tuples > 0 ? static_cast<std::uint64_t>(tuples) : 0}};
+    add("", "", tuples > 0 ? static_cast<std::uint64_t>(tuples) : 0);
+    return;
   }
   rows_per_partition = std::max<std::uint64_t>(1, rows_per_partition);
   std::uint64_t parts = static_cast<std::uint64_t>(std::ceil(tuples / double(rows_per_partition)));
   parts = std::clamp<std::uint64_t>(parts, 1, std::max<std::uint64_t>(1, max_partitions));
   parts = std::min<std::uint64_t>(parts, static_cast<std::uint64_t>(pages));
   const std::uint64_t blocks = (static_cast<std::uint64_t>(pages) + parts - 1) / parts;
-  std::vector<Partition> out;
+  const std::size_t first = out.size();
   for (std::uint64_t i = 0; i < parts; ++i) {
     const std::uint64_t b0 = i * blocks;
     if (b0 >= static_cast<std::uint64_t>(pages) && i > 0) break;
-    Partition p;
-    p.index = static_cast<std::uint32_t>(out.size());
-    p.begin = i == 0 ? "" : std::to_string(b0);
-    p.end = std::to_string(b0 + blocks);
-    p.estimated_rows = static_cast<std::uint64_t>(tuples / double(parts));
-    out.push_back(std::move(p));
+    add(i == 0 ? "" : std::to_string(b0), std::to_string(b0 + blocks),
+        static_cast<std::uint64_t>(tuples / double(parts)));
   }
-  out.back().end.clear();
+  if (out.size() > first) out.back().end.clear();
+}
+
+}  // namespace
+
+std::vector<Partition> plan_partitions(Connection& conn, const TableDefinition& table,
+                                       std::uint64_t rows_per_partition,
+                                       std::uint64_t max_partitions) {
+  std::vector<Partition> out;
+  // A partitioned table has no storage of its own: each leaf is planned (and copied) alone,
+  // sharing the partition budget. The leaves are read now, not from the definition, so that a
+  // partition attached since Setup is copied too.
+  const std::vector<TableRef> leaves = leaf_partitions(conn, table.table);
+  if (leaves.empty()) {
+    plan_relation(conn, table.table, TableRef{"", ""}, rows_per_partition, max_partitions, out);
+    return out;
+  }
+  const std::uint64_t per_leaf = std::max<std::uint64_t>(1, max_partitions / leaves.size());
+  for (const TableRef& leaf : leaves) {
+    plan_relation(conn, leaf, leaf, rows_per_partition, per_leaf, out);
+  }
   return out;
 }
 
@@ -140,7 +168,8 @@ CopyOut::CopyOut(Connection& conn, const TableDefinition& table, const Partition
   if (!partition.end.empty()) {
     where += (where.empty() ? "" : " AND ") + ("ctid < '(" + partition.end + ",0)'::tid");
   }
-  conn.exec("COPY (SELECT " + cols + " FROM " + qualified(conn, table.table) +
+  const TableRef& from = partition.leaf.name.empty() ? table.table : partition.leaf;
+  conn.exec("COPY (SELECT " + cols + " FROM " + qualified(conn, from) +
             (where.empty() ? "" : " WHERE " + where) + ") TO STDOUT");
 }
 

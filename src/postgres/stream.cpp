@@ -5,6 +5,9 @@
 
 #include <cstring>
 
+#include "clickpipe/postgres/catalog.hpp"
+#include "spool.hpp"
+
 namespace clickpipe::postgres {
 namespace {
 
@@ -30,18 +33,32 @@ std::int64_t pg_now() {
 }  // namespace
 
 LogicalStream::LogicalStream(const ConnectionSettings& settings, const std::string& slot,
-                             const std::string& publication, Lsn from)
-    : conn_(Connection::open(settings, true)),
+                             const std::string& publication, Lsn from,
+                             std::optional<std::vector<TableDefinition>> tables,
+                             StreamLimits limits)
+    : settings_(settings),
+      conn_(Connection::open(settings, true)),
+      limits_(std::move(limits)),
       confirmed_(from),
       server_end_(from),
       received_end_(from),
       last_status_(std::chrono::steady_clock::now()) {
+  if (tables) {
+    tracker_ = std::make_unique<SchemaTracker>(*tables, [this](std::uint32_t oid) {
+      if (!catalog_) catalog_.emplace(Connection::open(settings_));
+      return catalog_columns(*catalog_, oid);
+    });
+    assembler_.track(tracker_.get());
+  }
+  assembler_.spill_past(limits_.spill_bytes, limits_.spill_dir);
   // The publication name goes in a quoted literal inside the options.
   const std::string sql = "START_REPLICATION SLOT " + conn_.identifier(slot) + " LOGICAL " +
                           to_string(from) + " (proto_version '1', publication_names " +
                           conn_.literal(conn_.identifier(publication)) + ")";
   conn_.exec(sql);
 }
+
+LogicalStream::~LogicalStream() = default;
 
 void LogicalStream::send_status(bool reply_requested) {
   char msg[34];
@@ -63,14 +80,12 @@ void LogicalStream::confirm(Lsn flushed) {
   send_status();
 }
 
-void LogicalStream::handle(const char* data, int len, CdcBatch& batch, bool& have_end) {
+void LogicalStream::handle(const char* data, int len) {
   if (len < 1) return;
   if (data[0] == 'k' && len >= 18) {  // keepalive: walEnd, sendTime, replyRequested
     const Lsn end{be64(data + 1)};
     if (end > server_end_) server_end_ = end;
     if (data[17]) send_status();
-    (void)batch;
-    (void)have_end;
     return;
   }
   if (data[0] == 'w' && len >= 25) {  // XLogData: dataStart, walEnd, sendTime, message
@@ -80,6 +95,7 @@ void LogicalStream::handle(const char* data, int len, CdcBatch& batch, bool& hav
     const auto message = pgoutput::decode({bytes, static_cast<std::size_t>(len - 25)});
     if (auto txn = assembler_.feed(message)) {
       received_end_ = txn->end_lsn;
+      ready_bytes_ += txn->bytes;
       ready_.push_back(std::move(*txn));
     }
     return;
@@ -87,41 +103,81 @@ void LogicalStream::handle(const char* data, int len, CdcBatch& batch, bool& hav
   throw PgFatalError(std::string("replication: unexpected message '") + data[0] + "'", "");
 }
 
+bool LogicalStream::take_ready(CdcBatch& batch, std::size_t max_changes, std::size_t& bytes) {
+  auto full = [&] { return batch.changes.size() >= max_changes || bytes >= limits_.batch_bytes; };
+  while (!ready_.empty() && !full()) {
+    pgoutput::Transaction& t = ready_.front();
+    const bool fits = batch.changes.size() + t.size() <= max_changes &&
+                      bytes + t.bytes <= limits_.batch_bytes && !t.spilled;
+    // A transaction that does not fit waits for the next batch, unless it cannot fit any: then it
+    // comes alone, in pieces.
+    if (!fits && !batch.changes.empty()) return true;
+    if (!draining_) {
+      for (auto& sc : t.schema_changes) batch.schema_changes.push_back(std::move(sc));
+      t.schema_changes.clear();
+    }
+    if (fits) {
+      for (auto& c : t.changes) batch.changes.push_back(std::move(c));
+      bytes += t.bytes;
+    } else {
+      draining_ = true;
+      Change c;
+      while (!full() && t.spilled && t.spilled->read(c)) {
+        c.commit_lsn = t.commit_lsn;
+        bytes += pgoutput::approximate_bytes(c);
+        batch.changes.push_back(std::move(c));
+      }
+      if (t.spilled && batch.changes.size() < max_changes && bytes < limits_.batch_bytes) {
+        t.spilled.reset();  // read to its end
+      }
+      if (t.spilled) return true;
+      std::size_t taken = 0;
+      while (taken < t.changes.size() && !full()) {
+        bytes += pgoutput::approximate_bytes(t.changes[taken]);
+        batch.changes.push_back(std::move(t.changes[taken++]));
+      }
+      t.changes.erase(t.changes.begin(), t.changes.begin() + static_cast<std::ptrdiff_t>(taken));
+      if (!t.changes.empty()) return true;
+    }
+    // The whole transaction is in this batch or was in earlier ones: its end is now safe.
+    draining_ = false;
+    batch.end = t.end_lsn;
+    ready_bytes_ -= std::min(ready_bytes_, t.bytes);
+    ready_.pop_front();
+  }
+  return full();
+}
+
 CdcBatch LogicalStream::pull(std::size_t max_changes, std::chrono::milliseconds wait,
                              std::stop_token stop) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   CdcBatch batch;
   batch.end = confirmed_;
-  bool have_end = false;
-  auto take_ready = [&] {
-    while (!ready_.empty() && batch.changes.size() < max_changes) {
-      auto& t = ready_.front();
-      for (auto& c : t.changes) batch.changes.push_back(std::move(c));
-      batch.end = t.end_lsn;
-      ready_.pop_front();
-    }
-    return batch.changes.size() >= max_changes;
-  };
+  std::size_t bytes = 0;
+  // Applying a batch can take long: keep the server from timing the walsender out.
+  if (std::chrono::steady_clock::now() - last_status_ > std::chrono::seconds(10)) send_status();
   for (;;) {
-    if (take_ready()) break;
-    // Drain whatever has arrived without blocking.
-    for (;;) {
+    if (take_ready(batch, max_changes, bytes)) break;
+    // Drain whatever has arrived without blocking, while what waits fits the memory budget (the
+    // server waits meanwhile).
+    while (ready_bytes_ < limits_.batch_bytes) {
       char* buf = nullptr;
       const int n = PQgetCopyData(conn_.raw(), &buf, 1);
       if (n == 0) break;  // nothing more right now
       if (n == -1) throw_pg_error("replication stream ended: " + conn_.error_message(), "");
       if (n == -2) throw_pg_error("replication stream failed: " + conn_.error_message(), "");
       try {
-        handle(buf, n, batch, have_end);
+        handle(buf, n);
       } catch (...) {
         PQfreemem(buf);
         throw;
       }
       PQfreemem(buf);
     }
-    if (take_ready()) break;
+    if (take_ready(batch, max_changes, bytes) || draining_) break;
     const auto now = std::chrono::steady_clock::now();
     if (stop.stop_requested() || now >= deadline) break;
+    if (!ready_.empty()) continue;  // more fits once the budget is free again
     // Keep the server informed even while idle (it would time the walsender out otherwise).
     if (now - last_status_ > std::chrono::seconds(10)) send_status();
     // Wait for the socket, in short slices so a stop is seen within one poll.
@@ -139,7 +195,7 @@ CdcBatch LogicalStream::pull(std::size_t max_changes, std::chrono::milliseconds 
   }
   batch.source_head = server_end_;
   // Idle: nothing of ours pending or partly received, so the server's position is safe.
-  if (batch.changes.empty() && ready_.empty() && !assembler_.in_transaction() &&
+  if (batch.changes.empty() && ready_.empty() && !assembler_.in_transaction() && !draining_ &&
       server_end_ > batch.end) {
     batch.end = server_end_;
   }

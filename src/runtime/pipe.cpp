@@ -119,6 +119,8 @@ struct Durable {
   std::optional<ErrorInfo> last_error;
   std::deque<HistoryEntry> history;
   std::uint64_t transitions = 0;
+  std::map<TableRef, StoppedTable> stopped;  // tables whose changes are no longer applied
+  std::deque<SchemaEvent> schema_changes;
 };
 
 PipeRecord to_record(const std::string& id, const Durable& d) {
@@ -147,6 +149,8 @@ PipeRecord to_record(const std::string& id, const Durable& d) {
   r.last_error = d.last_error;
   r.history.assign(d.history.begin(), d.history.end());
   r.transitions = d.transitions;
+  for (const auto& [t, st] : d.stopped) r.stopped_tables.push_back(st);
+  r.schema_changes.assign(d.schema_changes.begin(), d.schema_changes.end());
   return r;
 }
 
@@ -176,6 +180,8 @@ Durable from_record(const PipeRecord& r) {
   d.last_error = r.last_error;
   d.history.assign(r.history.begin(), r.history.end());
   d.transitions = r.transitions;
+  for (const auto& st : r.stopped_tables) d.stopped[st.table] = st;
+  d.schema_changes.assign(r.schema_changes.begin(), r.schema_changes.end());
   return d;
 }
 
@@ -308,11 +314,18 @@ struct Pipe::Impl : ProgressSink {
       d.last_error = ErrorInfo{error, t.from, now, true};
       retry_status.reset();
     }
-    if (t.trigger == Trigger::Resync) d.load.clear();  // a new load starts from nothing
+    if (t.trigger == Trigger::Resync) {
+      // A new load starts from nothing, with definitions read again: the source's tables may
+      // have changed since Setup (that is how a stopped table is fixed).
+      d.load.clear();
+      for (const auto& table : d.tables) d.definitions.erase(table);
+      d.stopped.clear();
+    }
     if (t.trigger == Trigger::TablesRemoved) {
       for (const auto& r : d.pending_removed) {
         d.definitions.erase(r);
         d.load.erase(r);
+        d.stopped.erase(r);
       }
       d.pending_removed.clear();
     }
@@ -933,7 +946,7 @@ struct Pipe::Impl : ProgressSink {
         std::lock_guard lk(mu);
         for (const auto& t : d.tables) {
           auto it = d.definitions.find(t);
-          if (it != d.definitions.end()) defs.push_back(it->second);
+          if (it != d.definitions.end() && !d.stopped.count(t)) defs.push_back(it->second);
         }
         confirmed = d.cdc.confirmed;
       }
@@ -955,17 +968,26 @@ struct Pipe::Impl : ProgressSink {
           ExecContext bctx = context(stop);
           CdcBatch batch = ex.cdc->pull(bctx);
           if (stop.stop_requested()) break;  // dropped unconfirmed: replayed after resume
-          if (!batch.changes.empty()) ex.cdc->apply(batch, bctx);
+          if (!batch.changes.empty() || !batch.schema_changes.empty()) ex.cdc->apply(batch, bctx);
           // Applied: now saved, and only then confirmed to the source.
-          if (batch.end > *confirmed || !batch.changes.empty()) {
+          if (batch.end > *confirmed || !batch.changes.empty() || !batch.schema_changes.empty()) {
             const Lsn end = std::max(batch.end, *confirmed);
+            const TimePoint now = clock->now();
             save_with_retry("store: save CDC position", stop, [&](Durable& dur) {
               dur.cdc.confirmed = end;
               if (!batch.changes.empty()) {
                 ++dur.cdc.batches;
                 dur.cdc.changes += batch.changes.size();
               }
+              for (const SchemaChange& sc : batch.schema_changes) record_schema_change(dur, sc, now);
             });
+            for (const SchemaChange& sc : batch.schema_changes) {
+              if (sc.kind == SchemaChange::Kind::TableStopped) {
+                log->error("schema change: {}", sc.description);
+              } else {
+                log->info("schema change: {}", sc.description);
+              }
+            }
             if (end > *confirmed) ex.cdc->confirm(end, bctx);
             confirmed = end;
           }
@@ -997,6 +1019,26 @@ struct Pipe::Impl : ProgressSink {
       check_health(errors);
       backoff("cdc", policy(&Settings::cdc_retry), errors, error, stop);
     }
+  }
+
+  // Saved with the position of the batch that carried it: the definition from then on, or the
+  // table stopped.
+  static void record_schema_change(Durable& dur, const SchemaChange& sc, TimePoint now) {
+    auto def = dur.definitions.find(sc.table);
+    if (def == dur.definitions.end()) return;  // left the pipe meanwhile
+    switch (sc.kind) {
+      case SchemaChange::Kind::ColumnsAdded:
+      case SchemaChange::Kind::ColumnsDropped:
+        def->second.columns = sc.definition.columns;
+        if (sc.definition.oid != 0) def->second.oid = sc.definition.oid;
+        break;
+      case SchemaChange::Kind::PartitionsChanged: def->second.leaves = sc.definition.leaves; break;
+      case SchemaChange::Kind::TableStopped:
+        dur.stopped[sc.table] = StoppedTable{sc.table, sc.description, now};
+        break;
+    }
+    dur.schema_changes.push_back(SchemaEvent{sc.table, sc.kind, sc.description, now});
+    while (dur.schema_changes.size() > PipeStatus::kSchemaLimit) dur.schema_changes.pop_front();
   }
 
   // The live part of CDC progress (what is saved went with the checkpoint).
@@ -1104,6 +1146,8 @@ struct Pipe::Impl : ProgressSink {
     s.settings = d.settings;
     s.history.assign(d.history.begin(), d.history.end());
     s.transitions = d.transitions;
+    for (const auto& [t, st] : d.stopped) s.stopped_tables.push_back(st);
+    s.schema_changes.assign(d.schema_changes.begin(), d.schema_changes.end());
     return s;
   }
 };

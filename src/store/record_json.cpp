@@ -54,6 +54,17 @@ json record_body(const PipeRecord& r) {
                  {"at_ms", ms(r.last_error->at)},
                  {"fatal", r.last_error->fatal}};
   }
+  json stopped = json::array();
+  for (const auto& st : r.stopped_tables) {
+    stopped.push_back(json{{"table", st.table}, {"reason", st.reason}, {"at_ms", ms(st.at)}});
+  }
+  json schema = json::array();
+  for (const auto& e : r.schema_changes) {
+    schema.push_back(json{{"table", e.table},
+                          {"kind", std::string(to_string(e.kind))},
+                          {"description", e.description},
+                          {"at_ms", ms(e.at)}});
+  }
   return json{{"id", r.id},
               {"lifecycle", r.lifecycle},
               {"intent", std::string(to_string(r.intent))},
@@ -71,7 +82,9 @@ json record_body(const PipeRecord& r) {
               {"cdc_changes", r.cdc_changes},
               {"last_error", error},
               {"history", history},
-              {"transitions", r.transitions}};
+              {"transitions", r.transitions},
+              {"stopped_tables", stopped},
+              {"schema_changes", schema}};
 }
 
 const json& need(const json& j, const char* name) {
@@ -89,6 +102,14 @@ T get(const json& j, const char* name) {
   } catch (const json::exception& e) {
     throw InvalidField(std::string("record.") + name, e.what());
   }
+}
+
+std::optional<SchemaChange::Kind> parse_schema_change_kind(std::string_view s) {
+  for (auto k : {SchemaChange::Kind::ColumnsAdded, SchemaChange::Kind::ColumnsDropped,
+                 SchemaChange::Kind::PartitionsChanged, SchemaChange::Kind::TableStopped}) {
+    if (to_string(k) == s) return k;
+  }
+  return std::nullopt;
 }
 
 PipeRecord record_from(const json& j, int version) {
@@ -136,6 +157,21 @@ PipeRecord record_from(const json& j, int version) {
                                      get<State>(h, "to"), from_ms(get<std::int64_t>(h, "at_ms"))});
   }
   r.transitions = get<std::uint64_t>(j, "transitions");
+  if (version >= 3) {
+    for (const json& st : need(j, "stopped_tables")) {
+      r.stopped_tables.push_back(StoppedTable{get<TableRef>(st, "table"),
+                                              get<std::string>(st, "reason"),
+                                              from_ms(get<std::int64_t>(st, "at_ms"))});
+    }
+    for (const json& e : need(j, "schema_changes")) {
+      const auto text = get<std::string>(e, "kind");
+      auto kind = parse_schema_change_kind(text);
+      if (!kind) throw InvalidField("record.schema_changes.kind", "unknown kind '" + text + "'");
+      r.schema_changes.push_back(SchemaEvent{get<TableRef>(e, "table"), *kind,
+                                             get<std::string>(e, "description"),
+                                             from_ms(get<std::int64_t>(e, "at_ms"))});
+    }
+  }
   return r;
 }
 

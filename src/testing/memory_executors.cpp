@@ -285,7 +285,7 @@ Lsn IdleCdcStreamer::start(std::optional<Lsn> confirmed, std::span<const TableDe
 
 CdcBatch IdleCdcStreamer::pull(ExecContext& ctx) {
   sleep_unless_stopped(ctx.settings.sync_interval, ctx.stop);
-  return CdcBatch{{}, Lsn{1}, Lsn{1}};
+  return CdcBatch{{}, Lsn{1}, Lsn{1}, {}};
 }
 
 }  // namespace clickpipe::testing

@@ -42,7 +42,12 @@ crash::Dir dir;
 
 pg_to_clickhouse::Config config() {
   try {
-    return pg_to_clickhouse::config_from_environment(dir.read("pipe"));
+    pg_to_clickhouse::Config c = pg_to_clickhouse::config_from_environment(dir.read("pipe"));
+    // A small memory budget makes modest transactions take the spill path.
+    if (const std::string spill = dir.read("spill_bytes"); !spill.empty()) {
+      c.stream.spill_bytes = c.stream.batch_bytes = std::stoull(spill);
+    }
+    return c;
   } catch (const InvalidField& e) {
     std::fprintf(stderr, "%s: run through ./scripts/test.sh\n", e.what());
     std::exit(2);
@@ -123,6 +128,11 @@ class KillingStreamer final : public CdcStreamer {
   CdcBatch pull(ExecContext& ctx) override { return inner_->pull(ctx); }
   void apply(const CdcBatch& batch, ExecContext& ctx) override {
     inner_->apply(batch, ctx);
+    // What this process did on the paths the test must see taken.
+    const auto n = pg_to_clickhouse::counters();
+    const std::string pid = std::to_string(::getpid());
+    dir.write("toast." + pid, std::to_string(n.unchanged_toast_refilled));
+    dir.write("spilled." + pid, std::to_string(n.transactions_spilled));
     if (!batch.changes.empty()) kill_.reached("applied");
   }
   void confirm(Lsn position, ExecContext& ctx) override {

@@ -87,7 +87,11 @@ class Writer {
                     {texts[rng() % 6] + std::to_string(rng() % 99), some});
             break;
           case 6:
-            pg.exec("UPDATE " + t + " SET doc = repeat(md5(random()::text), 90) WHERE id = $1",
+            // 9,600 random hex digits: over 8 kB and incompressible, so stored out of line
+            // (STORAGE EXTERNAL) and sent as unchanged TOAST by later updates of the row.
+            pg.exec("UPDATE " + t +
+                        " SET doc = (SELECT string_agg(md5(random()::text), '') FROM "
+                        "generate_series(1, 300)) WHERE id = $1",
                     {some});
             break;
           case 7:
@@ -109,6 +113,19 @@ class Writer {
   std::thread thread_;
 };
 
+// The sum of the counts helper processes left in files named prefix + pid.
+std::uint64_t total(const crash::Dir& dir, const std::string& prefix) {
+  std::uint64_t sum = 0;
+  for (const auto& e : fs::directory_iterator(dir.path)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0 && name.find(".tmp") == std::string::npos) {
+      const std::string v = dir.read(name);
+      if (!v.empty()) sum += std::stoull(v);
+    }
+  }
+  return sum;
+}
+
 class KillOnRealServers : public ::testing::TestWithParam<int> {};
 
 TEST_P(KillOnRealServers, CatchesUpEqualWithNothingCopiedTwice) {
@@ -125,6 +142,7 @@ TEST_P(KillOnRealServers, CatchesUpEqualWithNothingCopiedTwice) {
               " (id int8 PRIMARY KEY, v text, n int4 NOT NULL, amount numeric(12, 2), doc text)");
       pg.exec("INSERT INTO " + t + " SELECT g, 'row ' || g, g % 97, g * 0.25, NULL " +
               "FROM generate_series(1, " + std::to_string(rows) + ") g");
+      pg.exec("ALTER TABLE " + t + " ALTER COLUMN doc SET STORAGE EXTERNAL");
       pg.exec("ANALYZE " + t);
     }
   }
@@ -183,10 +201,56 @@ TEST_P(KillOnRealServers, CatchesUpEqualWithNothingCopiedTwice) {
   ASSERT_GT(v, 0);
   KillOnExit verify_guard{v};
   EXPECT_EQ(wait_exit(v, 300s), 0) << dir.read("violations");
+  const std::uint64_t refilled = total(dir, "toast.");
+  std::printf("  %llu unchanged TOAST values read back from the source\n",
+              static_cast<unsigned long long>(refilled));
+  EXPECT_GT(refilled, 0u) << "the unchanged-TOAST path never ran";
   fs::remove_all(dir.path);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, KillOnRealServers, ::testing::Range(1, kSeeds + 1));
+
+// The defect: a transaction was buffered whole in memory, so a huge one killed the process on
+// every replay. Now it is spilled to disk and applied in several batches, confirmed after the
+// last: killed in the middle of applying one, the pipe must replay it whole and end equal.
+TEST(KillOnRealServers, KilledWhileApplyingASpilledTransactionEndsEqual) {
+  const std::string tag = std::to_string(::getpid()) + "_spill";
+  const crash::Dir dir{(fs::temp_directory_path() / ("clickpipe-pgcrash-" + tag)).string()};
+  fs::remove_all(dir.path);
+  fs::create_directories(dir.path);
+  const std::string t = "kill_big_" + tag;
+  postgres::Connection pg = postgres::Connection::open(test::postgres_settings());
+  pg.exec("CREATE TABLE " + t +
+          " (id int8 PRIMARY KEY, v text, n int4 NOT NULL, amount numeric(12, 2), doc text)");
+  pg.exec("INSERT INTO " + t + " SELECT g, 'row ' || g, g % 97, g * 0.25, NULL " +
+          "FROM generate_series(1, 20000) g");
+  dir.write("pipe", "kill_" + tag);
+  dir.write("tables", t + "\n");
+  dir.write("spill_bytes", std::to_string(256 << 10));  // 256 KiB: the transaction is ~5 MiB
+  const std::string helper = CLICKPIPE_PG_CRASH_HELPER;
+
+  // Up to Running, then one transaction: every row updated, 20,000 inserted, 1,000 deleted.
+  const pid_t first = spawn({helper, dir.path, "run", "applied", "4"});
+  ASSERT_GT(first, 0);
+  KillOnExit guard{first};
+  ASSERT_TRUE(wait_file(dir, "state", "Running", 120s)) << dir.read("state");
+  pg.exec("BEGIN");
+  pg.exec("UPDATE " + t + " SET v = v || ' updated', n = n + 1");
+  pg.exec("INSERT INTO " + t + " SELECT g, 'new ' || g, 1, 0.5, NULL " +
+          "FROM generate_series(100001, 120000) g");
+  pg.exec("DELETE FROM " + t + " WHERE id % 20 = 0");
+  pg.exec("COMMIT");
+  // The helper kills itself after the 4th batch of the transaction reached ClickHouse.
+  EXPECT_EQ(wait_exit(first, 120s), 128 + SIGKILL) << dir.read("violations");
+  EXPECT_GT(total(dir, "spilled."), 0u) << "the transaction was not spilled";
+
+  const pid_t v = spawn({helper, dir.path, "verify"});
+  ASSERT_GT(v, 0);
+  KillOnExit verify_guard{v};
+  EXPECT_EQ(wait_exit(v, 300s), 0) << dir.read("violations");
+  EXPECT_GT(total(dir, "spilled."), 1u) << "the replay was spilled again";
+  fs::remove_all(dir.path);
+}
 
 }  // namespace
 }  // namespace clickpipe

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "../servers.hpp"
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
@@ -21,16 +22,30 @@ inline pg_to_clickhouse::Config config(const std::string& pipe_id) {
   return c;
 }
 
-inline std::unique_ptr<Pipe> start_pipe(const pg_to_clickhouse::Config& cfg,
-                                        const std::string& table, const Settings& settings) {
+inline PipeOptions pipe_options(const pg_to_clickhouse::Config& cfg,
+                                std::shared_ptr<StateStore> store = nullptr) {
   PipeOptions o;
   o.logger = std::make_shared<spdlog::logger>(cfg.pipe_id);
-  o.store = std::make_shared<MemoryStore>();
+  o.store = store ? std::move(store) : std::make_shared<MemoryStore>();
+  return o;
+}
+
+inline std::unique_ptr<Pipe> start_pipe(const pg_to_clickhouse::Config& cfg,
+                                        const std::vector<std::string>& tables,
+                                        const Settings& settings,
+                                        std::shared_ptr<StateStore> store = nullptr) {
+  std::vector<TableRef> refs;
+  for (const auto& t : tables) refs.push_back(TableRef{"public", t});
   auto pipe = std::make_unique<Pipe>(
-      PipeConfig{cfg.pipe_id, Mode::InitialLoadAndCdc, {TableRef{"public", table}}, settings},
-      pg_to_clickhouse::make_executors(cfg), o);
+      PipeConfig{cfg.pipe_id, Mode::InitialLoadAndCdc, refs, settings},
+      pg_to_clickhouse::make_executors(cfg), pipe_options(cfg, std::move(store)));
   pipe->start();
   return pipe;
+}
+
+inline std::unique_ptr<Pipe> start_pipe(const pg_to_clickhouse::Config& cfg,
+                                        const std::string& table, const Settings& settings) {
+  return start_pipe(cfg, std::vector<std::string>{table}, settings);
 }
 
 }  // namespace clickpipe::test

@@ -156,6 +156,13 @@ std::vector<std::vector<std::optional<std::string>>> read_final(Client& client,
                                                                 const TableLayout& layout);
 
 bool table_exists(Client& client, const std::string& name);
+
+// Marks every row of the table deleted at `version` (a TRUNCATE at the source): later rows of a
+// higher or, inserted after, equal version show again.
+void delete_all(Client& client, const TableLayout& layout, std::uint64_t version);
+// ALTER TABLE ... ADD COLUMN for each of the layout's columns the table lacks (appended: columns
+// added at the source); returns their names. Safe to run again.
+std::vector<std::string> add_missing_columns(Client& client, const TableLayout& layout);
 // Creates `<name>_resync` empty (replacing what an interrupted resync left).
 void create_resync_table(Client& client, const TableLayout& layout);
 // Swaps `<name>_resync` in for `<name>` in one RENAME, then drops the old copy. Safe to run again

@@ -18,8 +18,11 @@ namespace clickpipe {
 // - pull returns a batch of at most ctx.settings.pull_batch_size changes (whole transactions;
 //   one larger transaction may exceed it), after at most ctx.settings.sync_interval, and returns
 //   early (possibly empty) once ctx.stop is requested.
-// - apply writes the batch at the destination and returns once it is committed there. Applying
+// - apply writes the batch at the destination and returns once it is committed there (called for
+//   a batch with changes or schema changes): first the schema changes, then the changes. Applying
 //   the same batch twice must give the same result (versions make it idempotent).
+// - Schema changes a batch reports are saved with its position: the runtime hands the updated
+//   definitions to the next start, and leaves a TableStopped table out of it.
 // - confirm tells the source the position is safe: the runtime calls it only after apply
 //   returned and the checkpoint was saved. Never confirm anything on your own.
 // - Errors: TransientError is retried without end by default (restarting from the confirmed

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "clickpipe/clickhouse/client.hpp"
 #include "clickpipe/postgres/connection.hpp"
+#include "clickpipe/postgres/stream.hpp"
 #include "clickpipe/runtime/pipe.hpp"
 
 namespace clickpipe::pg_to_clickhouse {
@@ -19,6 +21,9 @@ struct Config {
   // After every insert, count the rows back (clickhouse::reconcile) and send the batch again
   // when ClickHouse holds fewer than it accepted. Costs one keyed FINAL read per insert.
   bool reconcile = true;
+  // Memory bounds of the change stream: past them a transaction is spilled to a temporary file
+  // and applied in several batches (confirmed after the last).
+  postgres::StreamLimits stream;
 };
 
 // The servers the scripts in scripts/ start for the demo, tests and benchmarks, as they export
@@ -31,6 +36,19 @@ Config config_from_environment(const std::string& pipe_id);
 std::string destination_table(const TableRef& table);
 std::string slot_name(const std::string& pipe_id);
 std::string publication_name(const std::string& pipe_id);
+
+// Process-wide counts of what the executors did on paths that are easy to miss (tests read them to
+// prove a path ran).
+struct Counters {
+  std::uint64_t unchanged_toast_refilled = 0;  // values the source did not resend, read back
+  std::uint64_t transactions_spilled = 0;      // transactions too large for memory, on disk
+  std::uint64_t changes_spilled = 0;
+  std::uint64_t columns_added = 0;        // ALTER TABLE ... ADD COLUMN run at the destination
+  std::uint64_t tables_stopped = 0;       // by a schema change the pipe cannot follow
+  std::uint64_t partitions_backfilled = 0;  // attached partitions whose rows were copied
+  std::uint64_t truncates = 0;
+};
+Counters counters() noexcept;
 
 // The four executors for one pipe. They open connections as they need them; each call's own
 // connections are closed when it returns, except the one holding an exported snapshot (open from

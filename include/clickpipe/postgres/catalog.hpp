@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "clickpipe/postgres/connection.hpp"
+#include "clickpipe/postgres/schema_tracker.hpp"
 #include "clickpipe/table.hpp"
 
 namespace clickpipe::postgres {
@@ -21,12 +22,22 @@ class PreflightError : public FatalError {
 };
 
 // Checks wal_level = logical, the user's REPLICATION attribute (or superuser), and that each
-// table exists and has a primary key or REPLICA IDENTITY FULL. Throws PreflightError.
+// table exists, is a table (plain or partitioned), has a primary key, and publishes its changes
+// with REPLICA IDENTITY DEFAULT or FULL (it and every leaf partition; USING INDEX and NOTHING are
+// refused). Throws PreflightError listing every problem.
 void preflight(Connection& conn, std::span<const TableRef> tables);
 
-// Columns in order with type name, OID, typmod, nullability and array dimensions, and the primary
-// key columns in key order (empty for a REPLICA IDENTITY FULL table without one).
+// Columns in order with type name, OID, typmod, nullability, array dimensions and attnum, the
+// primary key columns in key order, the table's OID and, for a partitioned table, its leaf
+// partitions. Generated columns are left out: PostgreSQL before 18 does not publish them, so
+// leaving them out of the snapshot too keeps both paths alike.
 std::vector<TableDefinition> read_definitions(Connection& conn, std::span<const TableRef> tables);
+
+// A relation's columns as the catalog has them now, dropped ones included (for SchemaTracker).
+std::vector<CatalogColumn> catalog_columns(Connection& conn, std::uint32_t relation_oid);
+
+// A partitioned table's leaf partitions, sorted; empty for a plain table.
+std::vector<TableRef> leaf_partitions(Connection& conn, const TableRef& table);
 
 // "schema"."name", quoted for this connection.
 std::string qualified(const Connection& conn, const TableRef& table);

@@ -1,10 +1,12 @@
 // The pgoutput logical replication protocol (version 1): messages decoded into typed values, and
-// whole transactions assembled into Changes. Pure code: no I/O, safe on any bytes (every read is
-// bounds-checked; malformed input throws FatalError).
+// whole transactions assembled into Changes. Safe on any bytes (every read is bounds-checked;
+// malformed input throws FatalError). No I/O, except that a transaction outgrowing its memory
+// budget is spilled to a temporary file.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -74,26 +76,57 @@ using Message =
 
 Message decode(std::span<const std::uint8_t> bytes);
 
-// A committed transaction, its changes in order.
+}  // namespace clickpipe::postgres::pgoutput
+
+namespace clickpipe::postgres {
+class SchemaTracker;
+class ChangeSpool;
+}  // namespace clickpipe::postgres
+
+namespace clickpipe::postgres::pgoutput {
+
+// A committed transaction, its changes in order: first those spilled to a file (if it outgrew
+// memory), then those in `changes`.
 struct Transaction {
   Lsn commit_lsn;
   Lsn end_lsn;  // the position to confirm once it is applied
+  std::shared_ptr<ChangeSpool> spilled;  // null when nothing was spilled
   std::vector<Change> changes;
+  std::vector<SchemaChange> schema_changes;  // seen in it, to carry out before its changes
+  std::size_t bytes = 0;                     // of `changes`, roughly
+
+  std::uint64_t size() const;  // all its changes
 };
+
+// Roughly what a change takes in memory.
+std::size_t approximate_bytes(const Change& c) noexcept;
 
 // Feeds decoded messages in stream order; returns a transaction at each Commit. Keeps the
 // relations it has seen (pgoutput sends each before its first use in a session).
 class Assembler {
  public:
+  // Maps rows through `tracker` (not owned): into the pipe's definitions, dropping relations not
+  // in the pipe, and collecting schema changes. Without one, rows stay in relation order.
+  void track(SchemaTracker* tracker) noexcept { tracker_ = tracker; }
+  // Past `bytes` of changes held, the open transaction's changes go to a temporary file in `dir`
+  // (the system's temporary directory when empty), so no transaction needs more memory.
+  void spill_past(std::size_t bytes, std::string dir);
+
   std::optional<Transaction> feed(const Message& m);
   bool in_transaction() const noexcept { return open_; }
   const Relation* relation(std::uint32_t id) const;
 
  private:
   const Relation& need(std::uint32_t id) const;
+  void add(Change c);
   std::map<std::uint32_t, Relation> relations_;
   bool open_ = false;
   Transaction current_;
+  std::uint64_t position_ = 0;
+  SchemaTracker* tracker_ = nullptr;
+  std::vector<SchemaChange> pending_schema_;  // seen outside a transaction
+  std::size_t spill_bytes_ = 0;               // 0: never spill
+  std::string spill_dir_;
 };
 
 }  // namespace clickpipe::postgres::pgoutput

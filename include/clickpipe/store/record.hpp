@@ -40,9 +40,10 @@ struct TableLoadRecord {
 };
 
 struct PipeRecord {
-  // Version 2 added the intent and cancelled table additions; version 1 records are read and
-  // upgraded. A newer version than this is refused.
-  static constexpr int kFormatVersion = 2;
+  // Version 2 added the intent and cancelled table additions, version 3 stopped tables, schema
+  // changes, relation OIDs, attnums and partitions; older records are read and upgraded. A newer
+  // version than this is refused.
+  static constexpr int kFormatVersion = 3;
 
   std::string id;
   Lifecycle lifecycle;  // state, mode and context (the state a Failed pipe failed in, ...)
@@ -62,6 +63,8 @@ struct PipeRecord {
   std::optional<ErrorInfo> last_error;
   std::vector<HistoryEntry> history;
   std::uint64_t transitions = 0;
+  std::vector<StoppedTable> stopped_tables;
+  std::vector<SchemaEvent> schema_changes;
 
   friend bool operator==(const PipeRecord&, const PipeRecord&) = default;
 };
