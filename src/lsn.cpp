@@ -1,5 +1,6 @@
 #include "clickpipe/lsn.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "clickpipe/error.hpp"
@@ -41,6 +42,19 @@ std::uint64_t row_version(Lsn commit) {
     throw FatalError("commit LSN 0/0 cannot version a change: it would tie with snapshot rows");
   }
   return commit.value;
+}
+
+std::uint64_t packed_row_version(Lsn commit, std::uint64_t position_in_txn) {
+  constexpr unsigned kSeqBits = 20;
+  constexpr std::uint64_t kMaxLsn = (std::uint64_t{1} << (64 - kSeqBits)) - 1;
+  constexpr std::uint64_t kSeqMax = (std::uint64_t{1} << kSeqBits) - 1;
+  if (commit.value == kSnapshotVersion || commit.value > kMaxLsn) {
+    throw FatalError("commit LSN " + to_string(commit) +
+                     " is past what this pipe's row versions can represent (they were written by "
+                     "an older clickpipe, packed into 44 bits): resync the pipe to move it to "
+                     "versions that cover the whole LSN range");
+  }
+  return (commit.value << kSeqBits) | std::min(position_in_txn, kSeqMax);
 }
 
 }  // namespace clickpipe

@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -210,6 +211,7 @@ int run(const std::string& config_path) {
 
   auto last_print = std::chrono::steady_clock::now();
   std::uint64_t last_changes = 0;
+  std::map<std::string, std::size_t> schema_shown;  // schema changes printed, per pipe
   while (!stop_requested) {
     for (const auto& entry : fs::directory_iterator(fs::path(cfg.store) / "control")) {
       if (entry.path().extension() != ".cmd") continue;
@@ -241,7 +243,15 @@ int run(const std::string& config_path) {
         }
         if (s.retry)
           line += fmt::format("  retrying {}: {}", s.retry->operation, s.retry->last_error);
+        if (!s.stopped_tables.empty()) line += fmt::format("  {} table(s) stopped", s.stopped_tables.size());
         fmt::print("{}\n", line);
+        // Each schema change once, as it is seen.
+        std::size_t& shown = schema_shown[s.id];
+        if (shown > s.schema_changes.size()) shown = 0;  // trimmed to the newest
+        for (std::size_t i = shown; i < s.schema_changes.size(); ++i) {
+          fmt::print("{} schema change: {}\n", s.id, s.schema_changes[i].description);
+        }
+        shown = s.schema_changes.size();
       }
       last_print = std::chrono::steady_clock::now();
     }
@@ -260,11 +270,16 @@ int status(const std::string& store) {
       const PipeRecord r = decode_record(slurp(entry.path()));
       json tables = json::array();
       for (const auto& t : r.tables) tables.push_back(t.qualified());
+      json stopped = json::array();
+      for (const auto& st : r.stopped_tables) {
+        stopped.push_back({{"table", st.table.qualified()}, {"reason", st.reason}});
+      }
       out.push_back({{"id", r.id},
                      {"state", r.lifecycle.state()},
                      {"intent", std::string(to_string(r.intent))},
                      {"tables", tables},
                      {"confirmed", r.confirmed ? json(*r.confirmed) : json(nullptr)},
+                     {"stopped_tables", stopped},
                      {"last_error", r.last_error ? json(r.last_error->message) : json(nullptr)}});
     } catch (const std::exception& e) {
       out.push_back({{"file", entry.path().filename().string()}, {"broken", e.what()}});

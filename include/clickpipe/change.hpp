@@ -40,6 +40,10 @@ struct Change {
 
   // The commit LSN (row_version): shared by every change of the transaction.
   std::uint64_t version() const { return row_version(commit_lsn); }
+  // The version under a pipe's scheme (ExecContext::row_versions).
+  std::uint64_t version(RowVersions scheme) const {
+    return scheme == RowVersions::CommitLsn ? version() : packed_row_version(commit_lsn, position);
+  }
 };
 
 // A change to a table's definition seen in the stream, in the pipe's vocabulary.
@@ -49,6 +53,7 @@ struct SchemaChange {
     ColumnsDropped,     // the destination keeps them; rows from now on get NULL or the default
     PartitionsChanged,  // leaf partitions attached (their rows copied) or detached
     TableStopped,       // a change the pipe cannot follow safely: the table's changes stop
+    Identified,         // OID and column numbers recorded for a definition saved without them
   };
   Kind kind = Kind::ColumnsAdded;
   TableRef table;              // the pipe's name for the table
@@ -64,6 +69,7 @@ constexpr std::string_view to_string(SchemaChange::Kind k) noexcept {
     case SchemaChange::Kind::ColumnsDropped: return "columns_dropped";
     case SchemaChange::Kind::PartitionsChanged: return "partitions_changed";
     case SchemaChange::Kind::TableStopped: return "table_stopped";
+    case SchemaChange::Kind::Identified: return "identified";
   }
   return "columns_added";
 }
@@ -79,6 +85,10 @@ struct CdcBatch {
   Lsn source_head;  // the newest position the source knows (0 where unknown): lag = head - end
   // Definition changes to carry out before the changes (apply) and to save with the position.
   std::vector<SchemaChange> schema_changes;
+  // Ends inside a transaction (one of the pieces of a large one). Schema changes it carries are
+  // saved only with the batch that ends the transaction: replayed from before it, the stream
+  // describes the tables as they were then.
+  bool partial = false;
 };
 
 }  // namespace clickpipe

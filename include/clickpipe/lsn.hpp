@@ -32,4 +32,14 @@ inline constexpr std::uint64_t kSnapshotVersion = 0;
 // snapshot rows.
 std::uint64_t row_version(Lsn commit);
 
+// How a pipe's rows are versioned, saved with the pipe. Pipes created before the commit-LSN scheme
+// wrote versions that pack the LSN into the high 44 bits and the change's position in its
+// transaction into the low 20; their tables keep that scheme (a new version must exceed the old
+// ones of the same key) until a resync rebuilds them.
+enum class RowVersions : std::uint8_t { CommitLsn, PackedLegacy };
+
+// The packed scheme. It cannot represent a commit past FFF/FFFFFFFF (16 TiB of WAL): throws
+// FatalError asking for a resync there instead of wrapping (the older row would win from then on).
+std::uint64_t packed_row_version(Lsn commit, std::uint64_t position_in_txn);
+
 }  // namespace clickpipe

@@ -1,7 +1,10 @@
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -96,12 +99,13 @@ Datum placeholder(const Column& c) {
 
 // Streams a partition from COPY into ClickHouse inserts of at most kRowsPerInsert rows, each
 // counted back before its rows are reported to `copied`: PostgreSQL, this thread and ClickHouse
-// work at the same time, and values needing no conversion are never decoded. Rows get the
-// snapshot version, below every CDC change.
+// work at the same time, and values needing no conversion are never decoded. Rows get `version`:
+// the snapshot version, below every CDC change, unless told otherwise.
 std::uint64_t copy_rows(const Config& c, postgres::Connection& conn, Client& ch,
                         const TableDefinition& table, const TableLayout& l,
                         const Partition& partition, const std::string& snapshot, ExecContext& ctx,
-                        const std::function<void(std::uint64_t)>& copied) {
+                        const std::function<void(std::uint64_t)>& copied,
+                        std::uint64_t version = kSnapshotVersion) {
   // Below ClickHouse's max_insert_block_size (1,048,576 rows) and min_insert_block_size_bytes
   // (256 MiB): each insert is one block, refused whole when it fails. (A longer one may keep
   // the blocks before the failure: harmless, the partition is copied again with the same
@@ -109,7 +113,7 @@ std::uint64_t copy_rows(const Config& c, postgres::Connection& conn, Client& ch,
   constexpr std::uint64_t kRowsPerInsert = 1000000;
   constexpr std::uint64_t kBytesPerInsert = 128u << 20;
   postgres::CopyOut copy(conn, table, partition, snapshot);
-  clickhouse::CopyTextEncoder encoder(l, kSnapshotVersion, c.reconcile);
+  clickhouse::CopyTextEncoder encoder(l, version, c.reconcile);
   const std::string sql = encoder.insert_sql(c.destination.database);
   std::optional<std::string_view> line = copy.next();
   while (line) {
@@ -292,10 +296,36 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     }
     ch_.emplace(c_.destination);
     sql_.emplace(source(c_));
+    // Publications made before partitioned tables were supported publish leaves under their own
+    // names, which the pipe would not recognise.
+    postgres::publish_via_root(*sql_, publication_name(c_.pipe_id));
     tables_.clear();
-    for (const auto& def : tables) tables_.emplace(def.table, held(def));
+    pending_.clear();
+    std::vector<TableDefinition> followed;
+    for (TableDefinition def : tables) {
+      const TableDefinition saved = def;
+      std::optional<std::string> why = identify(def);
+      if (!why) {
+        try {
+          tables_.emplace(def.table, held(def));
+        } catch (const FatalError& e) {
+          why = "table " + def.table.qualified() + " cannot be written to ClickHouse: " + e.what();
+        }
+      }
+      if (why) {
+        pending_.push_back(stop_table(saved, *why));
+        continue;
+      }
+      if (def != saved) {
+        pending_.push_back(SchemaChange{
+            SchemaChange::Kind::Identified, def.table, def,
+            "table " + def.table.qualified() +
+                ": its OID and column numbers recorded (saved before they were kept)"});
+      }
+      followed.push_back(std::move(def));
+    }
     stream_.emplace(c_.source, slot_name(c_.pipe_id), publication_name(c_.pipe_id), from,
-                    std::vector<TableDefinition>(tables.begin(), tables.end()), c_.stream);
+                    std::move(followed), c_.stream);
     next_leaf_check_ = std::chrono::steady_clock::now();
     return from;
   }
@@ -303,6 +333,10 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   CdcBatch pull(ExecContext& ctx) override {
     CdcBatch batch =
         stream_->pull(ctx.settings.pull_batch_size, ctx.settings.sync_interval, ctx.stop);
+    if (!pending_.empty()) {
+      batch.schema_changes.insert(batch.schema_changes.begin(), pending_.begin(), pending_.end());
+      pending_.clear();
+    }
     if (std::chrono::steady_clock::now() >= next_leaf_check_) {
       check_leaves(batch);
       next_leaf_check_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -311,7 +345,9 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   }
 
   void apply(const CdcBatch& batch, ExecContext& ctx) override {
-    for (const SchemaChange& sc : batch.schema_changes) follow(sc, ctx);
+    for (const SchemaChange& sc : batch.schema_changes) {
+      if (sc.kind != SchemaChange::Kind::TableStopped) follow(sc, ctx);
+    }
     // Per table, the rows to write, each key's last change only: all changes of a transaction
     // share its version, so the last one must be the only one (or the last inserted).
     std::map<TableRef, std::vector<clickhouse::Row>> rows;
@@ -340,19 +376,25 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
         case ChangeKind::Update:
           if (!c.old_key.empty()) {
             // A key change: the old key goes away (upstream leaves it behind).
-            put(h, {deletion(h.def, c.old_key, c.values), c.version(), true});
+            put(h, {deletion(h.def, c.old_key, c.values), c.version(ctx.row_versions), true});
           }
-          put(h, {filled(h.def, c.values), c.version(), false});
+          put(h, {filled(h.def, c.values), c.version(ctx.row_versions), false});
           break;
-        case ChangeKind::Delete: put(h, {deletion(h.def, c.values, {}), c.version(), true}); break;
+        case ChangeKind::Delete: put(h, {deletion(h.def, c.values, {}), c.version(ctx.row_versions), true}); break;
         case ChangeKind::Truncate:
           flush();  // everything before the truncate first
-          clickhouse::delete_all(*ch_, h.layout, c.version());
+          clickhouse::delete_all(*ch_, h.layout, c.version(ctx.row_versions));
           g_truncates.fetch_add(1);
           break;
       }
     }
     flush();
+    // A table stops after the changes that came before the change it cannot follow.
+    for (const SchemaChange& sc : batch.schema_changes) {
+      if (sc.kind == SchemaChange::Kind::TableStopped && tables_.erase(sc.table)) {
+        g_tables_stopped.fetch_add(1);
+      }
+    }
   }
 
   void confirm(Lsn position, ExecContext&) override { stream_->confirm(position); }
@@ -389,22 +431,69 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     return key;
   }
 
-  // Carries out a definition change before the batch's rows are written.
+  static SchemaChange stop_table(const TableDefinition& def, const std::string& why) {
+    return SchemaChange{SchemaChange::Kind::TableStopped, def.table, def,
+                        why +
+                            ". Its changes are no longer applied (the rest of the pipe goes on); "
+                            "resync the pipe to reload it"};
+  }
+
+  // Checks a saved definition against the catalog by OID (a table renamed, dropped or created
+  // again while the pipe was stopped sends no Relation message until it changes), and completes
+  // one saved before OIDs and attnums were kept. Returns why the table must stop, if it must.
+  std::optional<std::string> identify(TableDefinition& def) {
+    const std::string name = postgres::qualified(*sql_, def.table);
+    postgres::Result r = sql_->exec("SELECT coalesce(to_regclass($1)::oid, 0)", {name});
+    std::uint32_t now = 0;
+    const auto text = r.value(0, 0);
+    std::from_chars(text.data(), text.data() + text.size(), now);
+    if (now == 0) {
+      return "table " + def.table.qualified() +
+             " no longer exists under that name (renamed or dropped while the pipe was stopped)";
+    }
+    if (def.oid != 0 && def.oid != now) {
+      return "table " + def.table.qualified() + " is a different table now (relation OID " +
+             std::to_string(def.oid) + " became " + std::to_string(now) +
+             "): it was dropped and created again";
+    }
+    const bool complete =
+        def.oid != 0 && std::none_of(def.columns.begin(), def.columns.end(),
+                                     [](const Column& c) { return c.attnum == 0 && !c.dropped; });
+    if (complete) return std::nullopt;
+    def.oid = now;
+    for (const auto& cat : postgres::catalog_columns(*sql_, now)) {
+      for (auto& c : def.columns) {
+        if (!cat.dropped && !c.dropped && c.attnum == 0 && c.name == cat.name) c.attnum = cat.attnum;
+      }
+    }
+    return std::nullopt;
+  }
+
+  // Carries out a definition change before the batch's rows are written (TableStopped: after).
   void follow(const SchemaChange& sc, ExecContext& ctx) {
     auto it = tables_.find(sc.table);
     if (it == tables_.end()) return;
     switch (sc.kind) {
-      case SchemaChange::Kind::TableStopped:
-        tables_.erase(it);
-        g_tables_stopped.fetch_add(1);
-        return;
+      case SchemaChange::Kind::TableStopped: return;
+      case SchemaChange::Kind::Identified: it->second.def.oid = sc.definition.oid; return;
       case SchemaChange::Kind::ColumnsAdded:
       case SchemaChange::Kind::ColumnsDropped: {
         TableDefinition def = it->second.def;
         def.columns = sc.definition.columns;
-        it->second = held(def);
-        const auto added = clickhouse::add_missing_columns(*ch_, it->second.layout);
-        g_columns_added.fetch_add(added.size());
+        try {
+          it->second = held(def);
+          const auto added = clickhouse::add_missing_columns(*ch_, it->second.layout);
+          g_columns_added.fetch_add(added.size());
+        } catch (const TransientError&) {
+          throw;
+        } catch (const Error& e) {
+          // A column ClickHouse cannot take (a reserved name, a refused ALTER) stops this table,
+          // not the pipe; the stop is saved with the next batch.
+          tables_.erase(it);
+          pending_.push_back(stop_table(
+              def, "table " + sc.table.qualified() + ": the new columns cannot be added in " +
+                       "ClickHouse: " + e.what()));
+        }
         return;
       }
       case SchemaChange::Kind::PartitionsChanged: {
@@ -416,21 +505,38 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
           }
         }
         it->second.def.leaves = sc.definition.leaves;
-        // Rows a partition held when it was attached never pass through the WAL: copy them, at
-        // the snapshot version, below every change CDC brings for them.
-        for (const auto& leaf : attached) {
-          postgres::Connection conn = source(c_);
-          Partition whole;
-          whole.leaf = leaf;
-          const std::uint64_t n =
-              copy_rows(c_, conn, *ch_, it->second.def, it->second.layout, whole, "", ctx,
-                        [](std::uint64_t) {});
-          g_partitions_backfilled.fetch_add(1);
-          ctx.log.info("cdc: partition {} of {} attached: {} rows copied", leaf.qualified(),
-                       sc.table.qualified(), n);
-        }
+        if (!attached.empty()) backfill(it->second, attached, ctx);
         return;
       }
+    }
+  }
+
+  // Rows a partition held when it was attached never pass through the WAL: they are copied from
+  // the snapshot a temporary slot exports, at the version of its consistent point. Exactly the
+  // transactions that committed before that point are in the snapshot, so the copy wins over
+  // every older change of the same keys (a key deleted before the attach, a row changed while
+  // detached) and loses to every later one, which the stream brings.
+  void backfill(const Held& h, const std::vector<TableRef>& leaves, ExecContext& ctx) {
+    static std::atomic<std::uint64_t> serial{0};
+    postgres::Connection repl = postgres::Connection::open(c_.source, true);
+    const postgres::CreatedSlot slot = postgres::create_temporary_slot(
+        repl, "clickpipe_attach_" + std::to_string(::getpid()) + "_" + std::to_string(++serial));
+    const std::uint64_t version =
+        Change{ChangeKind::Insert, {}, slot.info.consistent_point, 0, {}, {}}.version(
+            ctx.row_versions);
+    // Columns dropped at the source are left out: ClickHouse fills them with NULL or the default.
+    TableDefinition present = h.def;
+    std::erase_if(present.columns, [](const Column& c) { return c.dropped; });
+    const TableLayout l = clickhouse::layout_for(present, h.layout.name, h.layout.server);
+    for (const auto& leaf : leaves) {
+      postgres::Connection conn = source(c_);
+      Partition whole;
+      whole.leaf = leaf;
+      const std::uint64_t n = copy_rows(c_, conn, *ch_, present, l, whole, slot.snapshot_name, ctx,
+                                        [](std::uint64_t) {}, version);
+      g_partitions_backfilled.fetch_add(1);
+      ctx.log.info("cdc: partition {} of {} attached: {} rows copied at {}", leaf.qualified(),
+                   h.def.table.qualified(), n, to_string(slot.info.consistent_point));
     }
   }
 
@@ -442,8 +548,10 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
                       [&](const SchemaChange& sc) { return sc.table == t; })) {
         continue;
       }
-      std::vector<TableRef> now = postgres::leaf_partitions(*sql_, t);
-      if (now == h.def.leaves) continue;
+      // By OID: a table renamed meanwhile is the tracker's to stop, not a table without leaves.
+      const std::optional<std::vector<TableRef>> found = postgres::leaf_partitions(*sql_, h.def.oid);
+      if (!found || *found == h.def.leaves) continue;
+      const std::vector<TableRef>& now = *found;
       std::string attached, detached;
       for (const auto& l : now) {
         if (std::find(h.def.leaves.begin(), h.def.leaves.end(), l) == h.def.leaves.end())
@@ -494,8 +602,11 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     out.resize(def.columns.size());
     std::vector<std::size_t> missing;
     for (std::size_t i = 0; i < out.size(); ++i) {
-      if (out[i].kind == Datum::Kind::UnchangedToast) missing.push_back(i);
-      if (out[i].is_null() && def.columns[i].dropped) out[i] = placeholder(def.columns[i]);
+      if (def.columns[i].dropped && !(out[i].kind == Datum::Kind::Text)) {
+        out[i] = placeholder(def.columns[i]);  // gone at the source: nothing to read back
+      } else if (out[i].kind == Datum::Kind::UnchangedToast) {
+        missing.push_back(i);
+      }
     }
     if (missing.empty()) return out;
     g_toast_refilled.fetch_add(missing.size());
@@ -506,22 +617,36 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     for (const auto& pk : def.primary_key) {
       for (std::size_t i = 0; i < def.columns.size(); ++i) {
         if (def.columns[i].name != pk) continue;
-        params.push_back(v[i].is_null() ? std::nullopt : std::optional<std::string>(v[i].text));
+        params.push_back(out[i].is_null() ? std::nullopt
+                                          : std::optional<std::string>(out[i].text));
         where += (where.empty() ? "" : " AND ") + sql_->identifier(pk) + " = $" +
                  std::to_string(params.size());
       }
     }
-    postgres::Result r = sql_->exec(
-        "SELECT " + cols + " FROM " + postgres::qualified(*sql_, def.table) + " WHERE " + where,
-        params);
+    // By OID, so a table renamed since is still found; one dropped since is not (nor a dropped
+    // column): the stream says so next, and the table stops or the column gets NULL from then on.
+    std::string from = postgres::qualified(*sql_, def.table);
+    if (def.oid != 0) {
+      postgres::Result name = sql_->exec(
+          "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON "
+          "n.oid = c.relnamespace WHERE c.oid = $1::oid",
+          {std::to_string(def.oid)});
+      from = name.rows() == 1 ? std::string(name.value(0, 0)) : "";
+    }
+    std::optional<postgres::Result> found;
+    try {
+      if (!from.empty()) found.emplace(sql_->exec("SELECT " + cols + " FROM " + from + " WHERE " + where, params));
+    } catch (const postgres::PgFatalError& e) {
+      if (e.sqlstate() != "42703" && e.sqlstate() != "42P01") throw;
+    }
     for (std::size_t k = 0; k < missing.size(); ++k) {
       const std::size_t i = missing[k];
-      if (r.rows() == 0) {
+      if (!found || found->rows() == 0) {
         out[i] = placeholder(def.columns[i]);
       } else {
-        out[i] = r.is_null(0, static_cast<int>(k))
+        out[i] = found->is_null(0, static_cast<int>(k))
                      ? Datum::null()
-                     : Datum::of(std::string(r.value(0, static_cast<int>(k))));
+                     : Datum::of(std::string(found->value(0, static_cast<int>(k))));
       }
     }
     return out;
@@ -531,6 +656,7 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   std::optional<Client> ch_;
   std::optional<postgres::Connection> sql_;
   std::map<TableRef, Held> tables_;
+  std::vector<SchemaChange> pending_;  // found by the executor itself: reported with the next pull
   std::optional<postgres::LogicalStream> stream_;
   std::chrono::steady_clock::time_point next_leaf_check_;
 };

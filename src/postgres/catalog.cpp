@@ -22,6 +22,12 @@ std::string qualified(const Connection& conn, const TableRef& t) {
 
 void preflight(Connection& conn, std::span<const TableRef> tables) {
   std::vector<std::string> problems;
+  if (conn.server_version() < 130000) {
+    // pg_partition_tree, publish_via_partition_root and attgenerated.
+    problems.push_back("PostgreSQL " + std::to_string(conn.server_version() / 10000) +
+                       " is too old: the pipe needs PostgreSQL 13 or later");
+    throw PreflightError(std::move(problems));
+  }
   Result wal = conn.exec("SHOW wal_level");
   if (wal.value(0, 0) != "logical") {
     problems.push_back("wal_level is '" + std::string(wal.value(0, 0)) +
@@ -37,7 +43,10 @@ void preflight(Connection& conn, std::span<const TableRef> tables) {
     // with the leaf's own replica identity).
     Result r = conn.exec(
         "SELECT c.relkind, c.relreplident, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = "
-        "c.oid AND i.indisprimary), format('%I.%I', n.nspname, c.relname), c.oid = to_regclass($1) "
+        "c.oid AND i.indisprimary), format('%I.%I', n.nspname, c.relname), c.oid = to_regclass($1), "
+        "EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+        "a.attnum = ANY (i.indkey) WHERE i.indrelid = c.oid AND i.indisprimary AND "
+        "a.attgenerated <> '') "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = "
         "to_regclass($1) OR c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass($1)) WHERE "
         "isleaf) ORDER BY 5 DESC, 4",
@@ -57,6 +66,12 @@ void preflight(Connection& conn, std::span<const TableRef> tables) {
       problems.push_back("table " + t.qualified() +
                          " has no primary key, which the pipe needs to order, update and delete "
                          "rows in ClickHouse (add one: ALTER TABLE ... ADD PRIMARY KEY (...))");
+      continue;
+    }
+    if (r.value(0, 5) == "t") {
+      problems.push_back("table " + t.qualified() +
+                         " has a generated column in its primary key; PostgreSQL does not publish "
+                         "generated columns, so its changes could not be keyed");
       continue;
     }
     for (int i = 0; i < r.rows(); ++i) {
@@ -82,8 +97,9 @@ std::vector<CatalogColumn> catalog_columns(Connection& conn, std::uint32_t relat
   Result r = conn.exec(
       "SELECT a.attnum, a.attname, coalesce(t.typname, ''), a.atttypid, a.atttypmod, "
       "CASE WHEN t.typcategory = 'A' THEN greatest(a.attndims, 1) ELSE 0 END, a.attisdropped, "
-      "a.attgenerated <> '' FROM pg_attribute a LEFT JOIN pg_type t ON t.oid = a.atttypid "
-      "WHERE a.attrelid = $1::oid AND a.attnum > 0 ORDER BY a.attnum",
+      "a.attgenerated <> '', EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND "
+      "i.indisprimary AND a.attnum = ANY (i.indkey)) FROM pg_attribute a LEFT JOIN pg_type t ON "
+      "t.oid = a.atttypid WHERE a.attrelid = $1::oid AND a.attnum > 0 ORDER BY a.attnum",
       {std::to_string(relation_oid)});
   std::vector<CatalogColumn> out;
   for (int i = 0; i < r.rows(); ++i) {
@@ -100,6 +116,7 @@ std::vector<CatalogColumn> catalog_columns(Connection& conn, std::uint32_t relat
     num(5, c.array_dimensions);
     c.dropped = r.value(i, 6) == "t";
     c.generated = r.value(i, 7) == "t";
+    c.key = r.value(i, 8) == "t";
     out.push_back(std::move(c));
   }
   return out;
@@ -111,6 +128,21 @@ std::vector<TableRef> leaf_partitions(Connection& conn, const TableRef& table) {
       "c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.isleaf AND p.relid "
       "<> to_regclass($1) ORDER BY 1, 2",
       {qualified(conn, table)});
+  std::vector<TableRef> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back(TableRef{std::string(r.value(i, 0)), std::string(r.value(i, 1))});
+  }
+  return out;
+}
+
+std::optional<std::vector<TableRef>> leaf_partitions(Connection& conn, std::uint32_t oid) {
+  const std::string id = std::to_string(oid);
+  if (conn.exec("SELECT 1 FROM pg_class WHERE oid = $1::oid", {id}).rows() == 0) return std::nullopt;
+  Result r = conn.exec(
+      "SELECT n.nspname, c.relname FROM pg_partition_tree($1::oid::regclass) p JOIN pg_class c ON "
+      "c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.isleaf AND p.relid "
+      "<> $1::oid ORDER BY 1, 2",
+      {id});
   std::vector<TableRef> out;
   for (int i = 0; i < r.rows(); ++i) {
     out.push_back(TableRef{std::string(r.value(i, 0)), std::string(r.value(i, 1))});

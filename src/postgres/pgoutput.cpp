@@ -204,7 +204,7 @@ void Assembler::add(Change c) {
   if (spill_bytes_ != 0 && current_.bytes > spill_bytes_) {
     if (!current_.spilled) current_.spilled = std::make_shared<ChangeSpool>(spill_dir_);
     for (const Change& ch : current_.changes) current_.spilled->write(ch);
-    current_.changes.clear();
+    std::vector<Change>().swap(current_.changes);  // the memory too, not just the elements
     current_.bytes = 0;
   }
 }
@@ -222,7 +222,10 @@ std::optional<Transaction> Assembler::feed(const Message& m) {
       if (!mapped) return;  // not one of the pipe's tables, or stopped
       c.table = *mapped->table;
       c.values = std::move(mapped->values);
-      if (!old_key.empty()) c.old_key = std::move(tracker_->map(rel.id, std::move(old_key))->values);
+      if (!old_key.empty()) {
+        auto old = tracker_->map(rel.id, std::move(old_key));
+        if (old) c.old_key = std::move(old->values);
+      }
     } else {
       c.table = rel.table;
       c.values = std::move(values);

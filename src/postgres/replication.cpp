@@ -23,9 +23,8 @@ void ensure_publication(Connection& conn, const std::string& name,
     } catch (const PgFatalError& e) {
       if (e.sqlstate() != "42710") throw;  // created meanwhile: fall through and add tables
     }
-  } else if (exists.value(0, 0) != "t") {
-    conn.exec("ALTER PUBLICATION " + conn.identifier(name) +
-              " SET (publish_via_partition_root = true)");
+  } else {
+    publish_via_root(conn, name);
   }
   for (const auto& t : tables) {
     Result has = conn.exec(
@@ -35,6 +34,22 @@ void ensure_publication(Connection& conn, const std::string& name,
     if (has.rows() == 0) {
       conn.exec("ALTER PUBLICATION " + conn.identifier(name) + " ADD TABLE " + qualified(conn, t));
     }
+  }
+}
+
+void publish_via_root(Connection& conn, const std::string& name) {
+  Result r = conn.exec("SELECT pubviaroot FROM pg_publication WHERE pubname = $1", {name});
+  if (r.rows() == 0 || r.value(0, 0) == "t") return;
+  try {
+    conn.exec("ALTER PUBLICATION " + conn.identifier(name) +
+              " SET (publish_via_partition_root = true)");
+  } catch (const PgFatalError& e) {
+    if (e.sqlstate() != "42501") throw;
+    throw PgFatalError("publication " + name +
+                           " publishes partitions under their own names and this user may not "
+                           "change it: its owner must run ALTER PUBLICATION ... SET "
+                           "(publish_via_partition_root = true)",
+                       e.sqlstate());
   }
 }
 
@@ -77,6 +92,15 @@ CreatedSlot create_slot(Connection& replication, Connection& sql, const std::str
   }
   Result r = replication.exec("CREATE_REPLICATION_SLOT " + replication.identifier(slot) +
                               " LOGICAL pgoutput EXPORT_SNAPSHOT");
+  auto lsn = parse_lsn(r.value(0, 1));
+  if (!lsn)
+    throw PgFatalError("unexpected consistent point '" + std::string(r.value(0, 1)) + "'", "");
+  return CreatedSlot{SlotInfo{slot, *lsn}, std::string(r.value(0, 2))};
+}
+
+CreatedSlot create_temporary_slot(Connection& replication, const std::string& slot) {
+  Result r = replication.exec("CREATE_REPLICATION_SLOT " + replication.identifier(slot) +
+                              " TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT");
   auto lsn = parse_lsn(r.value(0, 1));
   if (!lsn)
     throw PgFatalError("unexpected consistent point '" + std::string(r.value(0, 1)) + "'", "");

@@ -94,8 +94,9 @@ std::vector<SchemaChange> SchemaTracker::compare(Held& h, const pgoutput::Relati
   for (std::size_t j = 0; j < def.columns.size(); ++j) {
     if (!def.columns[j].dropped) active.push_back(j);
   }
-  // The common case: nothing changed since the definition was read.
-  if (rel.table == def.table && rel.columns.size() == active.size()) {
+  // The common case: nothing changed since the definition was read. (With FULL every column is
+  // flagged, so the key is checked against the catalog below.)
+  if (key_flags && rel.table == def.table && rel.columns.size() == active.size()) {
     bool same = true;
     for (std::size_t i = 0; i < active.size() && same; ++i) {
       const Column& c = def.columns[active[i]];
@@ -113,6 +114,11 @@ std::vector<SchemaChange> SchemaTracker::compare(Held& h, const pgoutput::Relati
   std::vector<std::string> problems;
   if (rel.table != def.table) {
     problems.push_back("the table was renamed to " + rel.table.qualified());
+  }
+  if (rel.replica_identity == 'i' || rel.replica_identity == 'n') {
+    // Deletes would carry another key, or none.
+    problems.push_back(std::string("its replica identity became ") +
+                       (rel.replica_identity == 'i' ? "USING INDEX" : "NOTHING"));
   }
   const std::vector<CatalogColumn> catalog = lookup_(rel.id);
   auto by_attnum = [&](std::int32_t n) -> const CatalogColumn* {
@@ -187,7 +193,13 @@ std::vector<SchemaChange> SchemaTracker::compare(Held& h, const pgoutput::Relati
     index[i] = next.columns.size() - 1;
     added.push_back(r.name + " " + now->type);
   }
-  if (key_flags) {
+  if (!key_flags) {
+    key_now.clear();
+    for (const auto& c : catalog) {
+      if (c.key && !c.dropped) key_now.push_back(c.name);
+    }
+  }
+  if (rel.replica_identity == 'd' || rel.replica_identity == 'f') {
     std::vector<std::string> key_held = def.primary_key;
     std::sort(key_held.begin(), key_held.end());
     std::sort(key_now.begin(), key_now.end());

@@ -34,8 +34,17 @@ SpillCounters spill_counters() noexcept {
   return {g_spilled_transactions.load(), g_spilled_changes.load()};
 }
 
-ChangeSpool::ChangeSpool(const std::string& dir)
-    : dir_(dir.empty() ? std::filesystem::temp_directory_path().string() : dir) {
+namespace {
+std::string spill_directory(const std::string& dir) {
+  if (!dir.empty()) return dir;
+  std::error_code ec;
+  const auto tmp = std::filesystem::temp_directory_path(ec);
+  if (ec) throw TransientError("no temporary directory to spill a large transaction to: " + ec.message());
+  return tmp.string();
+}
+}  // namespace
+
+ChangeSpool::ChangeSpool(const std::string& dir) : dir_(spill_directory(dir)) {
   const int fd = open_unnamed(dir_);
   if (fd < 0) fail("creating a spill file");
   f_ = ::fdopen(fd, "w+b");
@@ -85,7 +94,7 @@ std::uint64_t get_u64(std::FILE* f) {
 }
 std::string get_str(std::FILE* f) {
   const std::uint64_t n = get_u64(f);
-  if (n > (std::uint64_t{1} << 32)) throw TransientError("spill file: corrupt length");
+  if (n > (std::uint64_t{1} << 30)) throw TransientError("spill file: corrupt length");  // 1 GiB: PostgreSQL's largest value
   std::string s(n, '\0');
   if (!get(f, s.data(), n)) throw TransientError("spill file: cut short");
   return s;

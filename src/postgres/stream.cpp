@@ -95,7 +95,11 @@ void LogicalStream::handle(const char* data, int len) {
     const auto message = pgoutput::decode({bytes, static_cast<std::size_t>(len - 25)});
     if (auto txn = assembler_.feed(message)) {
       received_end_ = txn->end_lsn;
-      ready_bytes_ += txn->bytes;
+      // A spilled transaction counts whole: reading stops until it is handed out, so spilled
+      // transactions do not queue up (each holds a file and its buffer).
+      const std::size_t charge = txn->bytes + (txn->spilled ? txn->spilled->bytes() : 0);
+      ready_bytes_ += charge;
+      charges_.push_back(charge);
       ready_.push_back(std::move(*txn));
     }
     return;
@@ -142,7 +146,8 @@ bool LogicalStream::take_ready(CdcBatch& batch, std::size_t max_changes, std::si
     // The whole transaction is in this batch or was in earlier ones: its end is now safe.
     draining_ = false;
     batch.end = t.end_lsn;
-    ready_bytes_ -= std::min(ready_bytes_, t.bytes);
+    ready_bytes_ -= std::min(ready_bytes_, charges_.front());
+    charges_.pop_front();
     ready_.pop_front();
   }
   return full();
@@ -194,6 +199,7 @@ CdcBatch LogicalStream::pull(std::size_t max_changes, std::chrono::milliseconds 
     }
   }
   batch.source_head = server_end_;
+  batch.partial = draining_;
   // Idle: nothing of ours pending or partly received, so the server's position is safe.
   if (batch.changes.empty() && ready_.empty() && !assembler_.in_transaction() && !draining_ &&
       server_end_ > batch.end) {

@@ -120,6 +120,7 @@ struct Durable {
   std::deque<HistoryEntry> history;
   std::uint64_t transitions = 0;
   std::map<TableRef, StoppedTable> stopped;  // tables whose changes are no longer applied
+  RowVersions row_versions = RowVersions::CommitLsn;
   std::deque<SchemaEvent> schema_changes;
 };
 
@@ -151,6 +152,7 @@ PipeRecord to_record(const std::string& id, const Durable& d) {
   r.transitions = d.transitions;
   for (const auto& [t, st] : d.stopped) r.stopped_tables.push_back(st);
   r.schema_changes.assign(d.schema_changes.begin(), d.schema_changes.end());
+  r.row_versions = d.row_versions;
   return r;
 }
 
@@ -182,6 +184,7 @@ Durable from_record(const PipeRecord& r) {
   d.transitions = r.transitions;
   for (const auto& st : r.stopped_tables) d.stopped[st.table] = st;
   d.schema_changes.assign(r.schema_changes.begin(), r.schema_changes.end());
+  d.row_versions = r.row_versions;
   return d;
 }
 
@@ -320,6 +323,7 @@ struct Pipe::Impl : ProgressSink {
       d.load.clear();
       for (const auto& table : d.tables) d.definitions.erase(table);
       d.stopped.clear();
+      d.row_versions = RowVersions::CommitLsn;  // every table is rebuilt under it
     }
     if (t.trigger == Trigger::TablesRemoved) {
       for (const auto& r : d.pending_removed) {
@@ -490,7 +494,7 @@ struct Pipe::Impl : ProgressSink {
 
   ExecContext context(std::stop_token stop) {
     std::lock_guard lk(mu);
-    return ExecContext{std::move(stop), *this, *log, d.settings, id};
+    return ExecContext{std::move(stop), *this, *log, d.settings, id, d.row_versions};
   }
 
   double random_unit() {
@@ -940,6 +944,8 @@ struct Pipe::Impl : ProgressSink {
     std::uint32_t errors = 0;
     for (;;) {
       if (stop.stop_requested()) return Outcome::cancelled();
+      // Schema changes of a transaction still being applied in pieces: saved with its end.
+      std::vector<SchemaChange> deferred;
       std::vector<TableDefinition> defs;
       std::optional<Lsn> confirmed;
       {
@@ -979,14 +985,18 @@ struct Pipe::Impl : ProgressSink {
                 ++dur.cdc.batches;
                 dur.cdc.changes += batch.changes.size();
               }
-              for (const SchemaChange& sc : batch.schema_changes) record_schema_change(dur, sc, now);
-            });
-            for (const SchemaChange& sc : batch.schema_changes) {
-              if (sc.kind == SchemaChange::Kind::TableStopped) {
-                log->error("schema change: {}", sc.description);
-              } else {
-                log->info("schema change: {}", sc.description);
+              if (!batch.partial) {
+                for (const SchemaChange& sc : deferred) record_schema_change(dur, sc, now);
+                for (const SchemaChange& sc : batch.schema_changes) record_schema_change(dur, sc, now);
               }
+            });
+            if (batch.partial) {
+              deferred.insert(deferred.end(), batch.schema_changes.begin(),
+                              batch.schema_changes.end());
+            } else {
+              for (const SchemaChange& sc : deferred) log_schema_change(sc);
+              for (const SchemaChange& sc : batch.schema_changes) log_schema_change(sc);
+              deferred.clear();
             }
             if (end > *confirmed) ex.cdc->confirm(end, bctx);
             confirmed = end;
@@ -1021,6 +1031,14 @@ struct Pipe::Impl : ProgressSink {
     }
   }
 
+  void log_schema_change(const SchemaChange& sc) {
+    if (sc.kind == SchemaChange::Kind::TableStopped) {
+      log->error("schema change: {}", sc.description);
+    } else {
+      log->info("schema change: {}", sc.description);
+    }
+  }
+
   // Saved with the position of the batch that carried it: the definition from then on, or the
   // table stopped.
   static void record_schema_change(Durable& dur, const SchemaChange& sc, TimePoint now) {
@@ -1029,6 +1047,7 @@ struct Pipe::Impl : ProgressSink {
     switch (sc.kind) {
       case SchemaChange::Kind::ColumnsAdded:
       case SchemaChange::Kind::ColumnsDropped:
+      case SchemaChange::Kind::Identified:
         def->second.columns = sc.definition.columns;
         if (sc.definition.oid != 0) def->second.oid = sc.definition.oid;
         break;

@@ -84,7 +84,9 @@ json record_body(const PipeRecord& r) {
               {"history", history},
               {"transitions", r.transitions},
               {"stopped_tables", stopped},
-              {"schema_changes", schema}};
+              {"schema_changes", schema},
+              {"row_versions",
+               r.row_versions == RowVersions::CommitLsn ? "commit_lsn" : "packed_legacy"}};
 }
 
 const json& need(const json& j, const char* name) {
@@ -106,7 +108,8 @@ T get(const json& j, const char* name) {
 
 std::optional<SchemaChange::Kind> parse_schema_change_kind(std::string_view s) {
   for (auto k : {SchemaChange::Kind::ColumnsAdded, SchemaChange::Kind::ColumnsDropped,
-                 SchemaChange::Kind::PartitionsChanged, SchemaChange::Kind::TableStopped}) {
+                 SchemaChange::Kind::PartitionsChanged, SchemaChange::Kind::TableStopped,
+                 SchemaChange::Kind::Identified}) {
     if (to_string(k) == s) return k;
   }
   return std::nullopt;
@@ -171,6 +174,15 @@ PipeRecord record_from(const json& j, int version) {
                                              get<std::string>(e, "description"),
                                              from_ms(get<std::int64_t>(e, "at_ms"))});
     }
+    const auto versions = get<std::string>(j, "row_versions");
+    if (versions == "packed_legacy") {
+      r.row_versions = RowVersions::PackedLegacy;
+    } else if (versions != "commit_lsn") {
+      throw InvalidField("record.row_versions", "unknown scheme '" + versions + "'");
+    }
+  } else if (r.confirmed) {
+    // CDC wrote rows under the packed scheme: new versions must stay above them.
+    r.row_versions = RowVersions::PackedLegacy;
   }
   return r;
 }

@@ -228,7 +228,7 @@ void MemoryCdcStreamer::apply(const CdcBatch& batch, ExecContext& ctx) {
       case ChangeKind::Update: {
         if (!c.old_key.empty()) {
           // A key change: the old key goes away, as a delete (upstream would leave it behind).
-          rows.emplace_back(key_of(def, c.old_key), VersionedRow{c.old_key, c.version(), true});
+          rows.emplace_back(key_of(def, c.old_key), VersionedRow{c.old_key, c.version(ctx.row_versions), true});
         }
         Values values = c.values;
         const Key key = key_of(def, values);
@@ -245,17 +245,17 @@ void MemoryCdcStreamer::apply(const CdcBatch& batch, ExecContext& ctx) {
             }
           }
         }
-        rows.emplace_back(key, VersionedRow{std::move(values), c.version(), false});
+        rows.emplace_back(key, VersionedRow{std::move(values), c.version(ctx.row_versions), false});
         break;
       }
       case ChangeKind::Delete:
-        rows.emplace_back(key_of(def, c.values), VersionedRow{c.values, c.version(), true});
+        rows.emplace_back(key_of(def, c.values), VersionedRow{c.values, c.version(ctx.row_versions), true});
         break;
       case ChangeKind::Truncate:
         dest_->insert(name, std::move(rows));
         rows.clear();
         for (const auto& [key, values] : dest_->final_rows(name)) {
-          rows.emplace_back(key, VersionedRow{values, c.version(), true});
+          rows.emplace_back(key, VersionedRow{values, c.version(ctx.row_versions), true});
         }
         break;
     }
@@ -285,7 +285,7 @@ Lsn IdleCdcStreamer::start(std::optional<Lsn> confirmed, std::span<const TableDe
 
 CdcBatch IdleCdcStreamer::pull(ExecContext& ctx) {
   sleep_unless_stopped(ctx.settings.sync_interval, ctx.stop);
-  return CdcBatch{{}, Lsn{1}, Lsn{1}, {}};
+  return CdcBatch{{}, Lsn{1}, Lsn{1}, {}, false};
 }
 
 }  // namespace clickpipe::testing

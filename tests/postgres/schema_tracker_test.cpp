@@ -26,8 +26,8 @@ TableDefinition orders() {
 }
 
 Relation relation(std::vector<RelationColumn> cols, TableRef t = {"public", "orders"},
-                  std::uint32_t id = kOid) {
-  return Relation{id, t, 'd', std::move(cols)};
+                  std::uint32_t id = kOid, char identity = 'd') {
+  return Relation{id, t, identity, std::move(cols)};
 }
 RelationColumn col(std::string name, std::uint32_t type, bool key = false) {
   return RelationColumn{key, std::move(name), type, -1};
@@ -35,7 +35,7 @@ RelationColumn col(std::string name, std::uint32_t type, bool key = false) {
 
 // A catalog the test edits, counting lookups.
 struct Catalog {
-  std::vector<CatalogColumn> columns{{1, "id", "int4", kInt4, -1, 0, false, false},
+  std::vector<CatalogColumn> columns{{1, "id", "int4", kInt4, -1, 0, false, false, true},
                                      {2, "note", "text", kText, -1, 0, false, false},
                                      {3, "qty", "int4", kInt4, -1, 0, false, false}};
   int lookups = 0;
@@ -178,6 +178,37 @@ TEST(SchemaTracker, NewPrimaryKeyStopsTheTable) {
   ASSERT_EQ(sc.size(), 1u);
   EXPECT_EQ(sc[0].kind, Kind::TableStopped);
   EXPECT_NE(sc[0].description.find("primary key changed"), std::string::npos);
+}
+
+TEST(SchemaTracker, ReplicaIdentityBecomingUsingIndexStopsTheTable) {
+  Catalog cat;
+  const TableDefinition def = orders();
+  SchemaTracker t({&def, 1}, cat.lookup());
+  auto sc = t.on_relation(relation({col("id", kInt4), col("note", kText), col("qty", kInt4, true)},
+                                   def.table, kOid, 'i'));
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].kind, Kind::TableStopped);
+  EXPECT_NE(sc[0].description.find("replica identity became USING INDEX"), std::string::npos)
+      << sc[0].description;
+}
+
+// With REPLICA IDENTITY FULL every column is flagged: the key is checked in the catalog.
+TEST(SchemaTracker, FullIdentityChecksTheKeyInTheCatalog) {
+  Catalog cat;
+  const TableDefinition def = orders();
+  SchemaTracker t({&def, 1}, cat.lookup());
+  const auto full = relation({col("id", kInt4, true), col("note", kText, true),
+                              col("qty", kInt4, true)},
+                             def.table, kOid, 'f');
+  EXPECT_TRUE(t.on_relation(full).empty());
+  EXPECT_EQ(cat.lookups, 1);
+  cat.columns[0].key = false;
+  cat.columns[2].key = true;  // the primary key moved to qty
+  auto sc = t.on_relation(full);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].kind, Kind::TableStopped);
+  EXPECT_NE(sc[0].description.find("primary key changed from (id) to (qty)"), std::string::npos)
+      << sc[0].description;
 }
 
 TEST(SchemaTracker, RelationsOutsideThePipeAreDropped) {

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -43,11 +44,18 @@ PipeRecord sample(const std::string& id) {
   r.settings.pull_batch_size = 77;
   r.tables = {{"public", "orders"}, {"Sales", "Order Items"}};
   r.definitions = {table_def("orders")};
+  r.definitions[0].oid = 16401;
+  r.definitions[0].columns[0].attnum = 1;
+  r.definitions[0].columns.back().dropped = true;
+  r.definitions[0].leaves = {{"public", "orders_2024"}, {"public", "orders_2025"}};
   r.pending_added = {{"public", "x"}};
   r.cancelled_added = {{"public", "y"}};
   r.slot = SlotInfo{"clickpipe_" + id, Lsn{0x16B374D848}};
   r.load = {TableLoadRecord{
-      {"public", "orders"}, {Partition{0, "", "k5", 5}, Partition{1, "k5", "", 7}}, {1}, 7}};
+      {"public", "orders"},
+      {Partition{0, "", "k5", 5, {"public", "orders_2024"}}, Partition{1, "k5", "", 7}},
+      {1},
+      7}};
   r.confirmed = Lsn{0x16B374D900};
   r.cdc_batches = 3;
   r.cdc_changes = 44;
@@ -56,7 +64,32 @@ PipeRecord sample(const std::string& id) {
   r.history = {HistoryEntry{State::Provisioning, Trigger::Provisioned, State::Setup,
                             TimePoint(std::chrono::milliseconds(1700000000001))}};
   r.transitions = 2;
+  r.stopped_tables = {StoppedTable{{"public", "orders"}, "column a was renamed to b; resync",
+                                   TimePoint(std::chrono::milliseconds(1700000000789))}};
+  r.schema_changes = {SchemaEvent{{"public", "orders"}, SchemaChange::Kind::ColumnsAdded,
+                                  "column(s) added: c text",
+                                  TimePoint(std::chrono::milliseconds(1700000000700))}};
   return r;
+}
+
+// Rewrites a saved record as an older format would have written it: `edit` changes the body,
+// the checksum is computed again (the same way every version did).
+void downgrade(const fs::path& file, int version,
+               const std::function<void(nlohmann::json&)>& edit) {
+  auto j = nlohmann::json::parse(slurp(file));
+  nlohmann::json body = j.at("record");
+  edit(body);
+  j["format_version"] = version;
+  j["record"] = body;
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : body.dump()) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char sum[32];
+  std::snprintf(sum, sizeof sum, "fnv1a64:%016llx", static_cast<unsigned long long>(h));
+  j["checksum"] = sum;
+  spit(file, j.dump());
 }
 
 TEST(FileStore, SavesAndLoadsEveryField) {
@@ -192,23 +225,13 @@ TEST(FileStore, AnOlderFormatVersionIsReadAndUpgraded) {
   // Version 1 had no intent and no cancelled additions.
   TempDirGuard dir;
   { FileStore::open(dir.path)->save(sample("a")); }
-  auto j = nlohmann::json::parse(slurp(dir.root / "a.json"));
-  nlohmann::json body = j.at("record");
-  body.erase("intent");
-  body.erase("cancelled_added");
-  body["lifecycle"]["state"] = "Paused";
-  j["format_version"] = 1;
-  j["record"] = body;
-  // Recompute the checksum the way version 1 did (the same way).
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : body.dump()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char sum[32];
-  std::snprintf(sum, sizeof sum, "fnv1a64:%016llx", static_cast<unsigned long long>(h));
-  j["checksum"] = sum;
-  spit(dir.root / "a.json", j.dump());
+  downgrade(dir.root / "a.json", 1, [](nlohmann::json& body) {
+    body.erase("intent");
+    body.erase("cancelled_added");
+    body.erase("stopped_tables");
+    body.erase("schema_changes");
+    body["lifecycle"]["state"] = "Paused";
+  });
   auto store = FileStore::open(dir.path);
   const LoadResult loaded = store->load_all();
   ASSERT_TRUE(loaded.broken.empty()) << loaded.broken[0].reason;
@@ -216,6 +239,49 @@ TEST(FileStore, AnOlderFormatVersionIsReadAndUpgraded) {
   EXPECT_EQ(loaded.records[0].intent, Intent::Paused);
   EXPECT_TRUE(loaded.records[0].cancelled_added.empty());
   EXPECT_EQ(loaded.records[0].confirmed, sample("a").confirmed);
+}
+
+TEST(FileStore, AVersion2RecordIsReadWithoutSchemaHistoryAndOids) {
+  // Version 2 had no stopped tables, schema changes, OIDs, attnums, leaves or leaf partitions.
+  TempDirGuard dir;
+  { FileStore::open(dir.path)->save(sample("a")); }
+  downgrade(dir.root / "a.json", 2, [](nlohmann::json& body) {
+    body.erase("stopped_tables");
+    body.erase("schema_changes");
+    for (auto& def : body.at("definitions")) {
+      def.erase("oid");
+      def.erase("leaves");
+      for (auto& c : def.at("columns")) {
+        c.erase("attnum");
+        c.erase("dropped");
+      }
+    }
+    for (auto& l : body.at("load")) {
+      for (auto& p : l.at("partitions")) p.erase("leaf");
+    }
+  });
+  const LoadResult loaded = FileStore::open(dir.path)->load_all();
+  ASSERT_TRUE(loaded.broken.empty()) << loaded.broken[0].reason;
+  ASSERT_EQ(loaded.records.size(), 1u);
+  const PipeRecord& r = loaded.records[0];
+  EXPECT_TRUE(r.stopped_tables.empty());
+  EXPECT_TRUE(r.schema_changes.empty());
+  EXPECT_EQ(r.definitions.at(0).oid, 0u) << "adopted by name when CDC starts";
+  EXPECT_EQ(r.definitions.at(0).columns.at(0).attnum, 0);
+  EXPECT_TRUE(r.load.at(0).partitions.at(0).leaf.name.empty());
+  EXPECT_EQ(r.confirmed, sample("a").confirmed);
+}
+
+TEST(FileStore, AnUnknownSchemaChangeKindIsRefusedWithItsField) {
+  TempDirGuard dir;
+  { FileStore::open(dir.path)->save(sample("a")); }
+  downgrade(dir.root / "a.json", PipeRecord::kFormatVersion, [](nlohmann::json& body) {
+    body.at("schema_changes").at(0)["kind"] = "columns_renamed";
+  });
+  const LoadResult loaded = FileStore::open(dir.path)->load_all();
+  ASSERT_EQ(loaded.broken.size(), 1u);
+  EXPECT_NE(loaded.broken[0].reason.find("record.schema_changes.kind"), std::string::npos)
+      << loaded.broken[0].reason;
 }
 
 TEST(FileStore, AFailedWriteOrFileFsyncLeavesTheOldRecordAndLaterSavesWork) {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "clickpipe/error.hpp"
+#include "clickpipe/lsn.hpp"
 #include "clickpipe/settings.hpp"
 #include "clickpipe/table.hpp"
 
@@ -45,6 +46,7 @@ struct ExecContext {
   spdlog::logger& log;  // the pipe's logger
   Settings settings;    // the pipe's settings when the call began
   std::string pipe_id;
+  RowVersions row_versions = RowVersions::CommitLsn;  // how CDC versions rows (Change::version)
 
   bool stop_requested() const noexcept { return stop.stop_requested(); }
   void throw_if_stopped() const {

@@ -1,6 +1,8 @@
 // What PostgreSQL must offer a pipe, and the definitions of its tables.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,8 +23,9 @@ class PreflightError : public FatalError {
   std::vector<std::string> problems_;
 };
 
-// Checks wal_level = logical, the user's REPLICATION attribute (or superuser), and that each
-// table exists, is a table (plain or partitioned), has a primary key, and publishes its changes
+// Checks PostgreSQL 13 or later, wal_level = logical, the user's REPLICATION attribute (or
+// superuser), and that each
+// table exists, is a table (plain or partitioned), has a primary key (no generated column in it), and publishes its changes
 // with REPLICA IDENTITY DEFAULT or FULL (it and every leaf partition; USING INDEX and NOTHING are
 // refused). Throws PreflightError listing every problem.
 void preflight(Connection& conn, std::span<const TableRef> tables);
@@ -38,6 +41,8 @@ std::vector<CatalogColumn> catalog_columns(Connection& conn, std::uint32_t relat
 
 // A partitioned table's leaf partitions, sorted; empty for a plain table.
 std::vector<TableRef> leaf_partitions(Connection& conn, const TableRef& table);
+// The same by relation OID; nullopt when no relation has it any more.
+std::optional<std::vector<TableRef>> leaf_partitions(Connection& conn, std::uint32_t oid);
 
 // "schema"."name", quoted for this connection.
 std::string qualified(const Connection& conn, const TableRef& table);

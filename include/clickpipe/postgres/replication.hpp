@@ -44,6 +44,13 @@ struct CreatedSlot {
 // Creates a pgoutput slot on a replication connection (EXPORT_SNAPSHOT), or returns the existing
 // one (its confirmed position, no snapshot) when re-run after a crash.
 CreatedSlot create_slot(Connection& replication, Connection& sql, const std::string& slot);
+// Switches an existing publication to publish_via_partition_root (a partitioned table's changes
+// as the parent's); nothing when it is already so or does not exist.
+void publish_via_root(Connection& conn, const std::string& publication);
+// A slot that lives as long as `replication` (TEMPORARY), for its exported snapshot: exactly the
+// transactions that committed before its consistent point. The snapshot stays usable while
+// `replication` is open and idle.
+CreatedSlot create_temporary_slot(Connection& replication, const std::string& slot);
 // Waits up to 5 s for a slot still held by a stream that just closed (its walsender exits
 // asynchronously).
 void drop_slot(Connection& sql, const std::string& slot);

@@ -28,6 +28,7 @@ struct CatalogColumn {
   int array_dimensions = 0;
   bool dropped = false;
   bool generated = false;
+  bool key = false;  // part of the primary key
 };
 // The catalog's columns of a relation, asked only when a Relation message differs from what is
 // held (so rarely). May throw (a lost connection is a TransientError).

@@ -71,6 +71,7 @@ class LogicalStream {
   std::unique_ptr<SchemaTracker> tracker_;
   pgoutput::Assembler assembler_;
   std::deque<pgoutput::Transaction> ready_;
+  std::deque<std::size_t> charges_;  // what each ready transaction counts against the budget
   std::size_t ready_bytes_ = 0;
   bool draining_ = false;  // the front transaction is partly handed out
   Lsn confirmed_;

@@ -65,6 +65,9 @@ struct PipeRecord {
   std::uint64_t transitions = 0;
   std::vector<StoppedTable> stopped_tables;
   std::vector<SchemaEvent> schema_changes;
+  // Records before version 3 whose pipe ran CDC read as PackedLegacy: their tables hold versions
+  // of that scheme.
+  RowVersions row_versions = RowVersions::CommitLsn;
 
   friend bool operator==(const PipeRecord&, const PipeRecord&) = default;
 };
