@@ -86,25 +86,26 @@ std::optional<SlotStatus> slot_status(Connection& conn, const std::string& slot)
   return s;
 }
 
-CreatedSlot create_slot(Connection& replication, Connection& sql, const std::string& slot) {
-  if (auto existing = slot_status(sql, slot)) {
-    return CreatedSlot{SlotInfo{slot, existing->confirmed_flush}, {}};
-  }
-  Result r = replication.exec("CREATE_REPLICATION_SLOT " + replication.identifier(slot) +
+namespace {
+CreatedSlot create(Connection& replication, const std::string& slot, const char* kind) {
+  Result r = replication.exec("CREATE_REPLICATION_SLOT " + replication.identifier(slot) + kind +
                               " LOGICAL pgoutput EXPORT_SNAPSHOT");
   auto lsn = parse_lsn(r.value(0, 1));
   if (!lsn)
     throw PgFatalError("unexpected consistent point '" + std::string(r.value(0, 1)) + "'", "");
   return CreatedSlot{SlotInfo{slot, *lsn}, std::string(r.value(0, 2))};
 }
+}  // namespace
+
+CreatedSlot create_slot(Connection& replication, Connection& sql, const std::string& slot) {
+  if (auto existing = slot_status(sql, slot)) {
+    return CreatedSlot{SlotInfo{slot, existing->confirmed_flush}, {}};
+  }
+  return create(replication, slot, "");
+}
 
 CreatedSlot create_temporary_slot(Connection& replication, const std::string& slot) {
-  Result r = replication.exec("CREATE_REPLICATION_SLOT " + replication.identifier(slot) +
-                              " TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT");
-  auto lsn = parse_lsn(r.value(0, 1));
-  if (!lsn)
-    throw PgFatalError("unexpected consistent point '" + std::string(r.value(0, 1)) + "'", "");
-  return CreatedSlot{SlotInfo{slot, *lsn}, std::string(r.value(0, 2))};
+  return create(replication, slot, " TEMPORARY");
 }
 
 void drop_slot(Connection& sql, const std::string& slot) {

@@ -61,5 +61,23 @@ TEST(RowVersion, StrictlyIncreasingOverTheWholeRange) {
   }
 }
 
+TEST(RowVersion, PackedLegacyVersionsFailLoudlyPastWhatTheyCanRepresent) {
+  EXPECT_EQ(packed_row_version(at("FFF/FFFFFFFF"), 3), (0xFFFFFFFFFFFull << 20) | 3);
+  EXPECT_EQ(packed_row_version(at("0/10"), 5000000), (0x10ull << 20) | 0xFFFFF)
+      << "positions past 2^20-1 share the last";
+  EXPECT_THROW(packed_row_version(at("1000/0"), 0), FatalError);
+  try {
+    packed_row_version(at("1000/100"), 0);
+    FAIL();
+  } catch (const FatalError& e) {
+    EXPECT_NE(std::string(e.what()).find("resync"), std::string::npos) << e.what();
+  }
+  Change c;
+  c.commit_lsn = at("10/0");
+  c.position = 2;
+  EXPECT_EQ(c.version(RowVersions::PackedLegacy), (0x1000000000ull << 20) | 2);
+  EXPECT_EQ(c.version(RowVersions::CommitLsn), 0x1000000000ull);
+}
+
 }  // namespace
 }  // namespace clickpipe

@@ -66,6 +66,7 @@ PipeRecord sample(const std::string& id) {
   r.transitions = 2;
   r.stopped_tables = {StoppedTable{{"public", "orders"}, "column a was renamed to b; resync",
                                    TimePoint(std::chrono::milliseconds(1700000000789))}};
+  r.row_versions = RowVersions::PackedLegacy;
   r.schema_changes = {SchemaEvent{{"public", "orders"}, SchemaChange::Kind::ColumnsAdded,
                                   "column(s) added: c text",
                                   TimePoint(std::chrono::milliseconds(1700000000700))}};
@@ -230,6 +231,7 @@ TEST(FileStore, AnOlderFormatVersionIsReadAndUpgraded) {
     body.erase("cancelled_added");
     body.erase("stopped_tables");
     body.erase("schema_changes");
+    body.erase("row_versions");
     body["lifecycle"]["state"] = "Paused";
   });
   auto store = FileStore::open(dir.path);
@@ -248,6 +250,7 @@ TEST(FileStore, AVersion2RecordIsReadWithoutSchemaHistoryAndOids) {
   downgrade(dir.root / "a.json", 2, [](nlohmann::json& body) {
     body.erase("stopped_tables");
     body.erase("schema_changes");
+    body.erase("row_versions");
     for (auto& def : body.at("definitions")) {
       def.erase("oid");
       def.erase("leaves");
@@ -270,6 +273,22 @@ TEST(FileStore, AVersion2RecordIsReadWithoutSchemaHistoryAndOids) {
   EXPECT_EQ(r.definitions.at(0).columns.at(0).attnum, 0);
   EXPECT_TRUE(r.load.at(0).partitions.at(0).leaf.name.empty());
   EXPECT_EQ(r.confirmed, sample("a").confirmed);
+  EXPECT_EQ(r.row_versions, RowVersions::PackedLegacy) << "CDC wrote packed versions";
+}
+
+TEST(FileStore, AVersion2RecordThatNeverRanCdcMovesToCommitLsnVersions) {
+  TempDirGuard dir;
+  PipeRecord fresh = sample("a");
+  fresh.confirmed.reset();
+  { FileStore::open(dir.path)->save(fresh); }
+  downgrade(dir.root / "a.json", 2, [](nlohmann::json& body) {
+    body.erase("stopped_tables");
+    body.erase("schema_changes");
+    body.erase("row_versions");
+  });
+  const LoadResult loaded = FileStore::open(dir.path)->load_all();
+  ASSERT_EQ(loaded.records.size(), 1u);
+  EXPECT_EQ(loaded.records[0].row_versions, RowVersions::CommitLsn);
 }
 
 TEST(FileStore, AnUnknownSchemaChangeKindIsRefusedWithItsField) {
