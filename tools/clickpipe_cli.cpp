@@ -211,7 +211,7 @@ int run(const std::string& config_path) {
 
   auto last_print = std::chrono::steady_clock::now();
   std::uint64_t last_changes = 0;
-  std::map<std::string, std::size_t> schema_shown;  // schema changes printed, per pipe
+  std::map<std::string, TimePoint> schema_shown;  // newest schema change printed, per pipe
   while (!stop_requested) {
     for (const auto& entry : fs::directory_iterator(fs::path(cfg.store) / "control")) {
       if (entry.path().extension() != ".cmd") continue;
@@ -245,13 +245,13 @@ int run(const std::string& config_path) {
           line += fmt::format("  retrying {}: {}", s.retry->operation, s.retry->last_error);
         if (!s.stopped_tables.empty()) line += fmt::format("  {} table(s) stopped", s.stopped_tables.size());
         fmt::print("{}\n", line);
-        // Each schema change once, as it is seen.
-        std::size_t& shown = schema_shown[s.id];
-        if (shown > s.schema_changes.size()) shown = 0;  // trimmed to the newest
-        for (std::size_t i = shown; i < s.schema_changes.size(); ++i) {
-          fmt::print("{} schema change: {}\n", s.id, s.schema_changes[i].description);
+        // Each schema change once, as it is seen (the status keeps only the newest).
+        TimePoint& shown = schema_shown[s.id];
+        for (const SchemaEvent& e : s.schema_changes) {
+          if (e.at <= shown) continue;
+          fmt::print("{} schema change: {}\n", s.id, e.description);
+          shown = e.at;
         }
-        shown = s.schema_changes.size();
       }
       last_print = std::chrono::steady_clock::now();
     }

@@ -1,17 +1,17 @@
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <map>
-#include <unordered_map>
 #include <mutex>
 #include <optional>
+#include <random>
+#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
@@ -296,20 +296,29 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     }
     ch_.emplace(c_.destination);
     sql_.emplace(source(c_));
-    // Publications made before partitioned tables were supported publish leaves under their own
-    // names, which the pipe would not recognise.
-    postgres::publish_via_root(*sql_, publication_name(c_.pipe_id));
+    (void)ch_->version();  // unreachable or refused: the pipe retries or fails, no table stops
     tables_.clear();
     pending_.clear();
+    names_.clear();
     std::vector<TableDefinition> followed;
+    bool partitioned = false;
     for (TableDefinition def : tables) {
       const TableDefinition saved = def;
       std::optional<std::string> why = identify(def);
       if (!why) {
         try {
-          tables_.emplace(def.table, held(def));
-        } catch (const FatalError& e) {
+          Held h = held(def);
+          // Columns a definition gained but ClickHouse lacks (a crash or pause after the save,
+          // before the ALTER): added now, or the table stops here rather than every insert fail.
+          clickhouse::add_missing_columns(*ch_, h.layout);
+          tables_.emplace(def.table, std::move(h));
+        } catch (const TransientError&) {
+          throw;
+        } catch (const InvalidField& e) {
           why = "table " + def.table.qualified() + " cannot be written to ClickHouse: " + e.what();
+        } catch (const clickhouse::ClickHouseFatalError& e) {
+          why = "table " + def.table.qualified() + ": ClickHouse refused its new columns: " +
+                e.what();
         }
       }
       if (why) {
@@ -322,8 +331,12 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
             "table " + def.table.qualified() +
                 ": its OID and column numbers recorded (saved before they were kept)"});
       }
+      partitioned = partitioned || !def.leaves.empty();
       followed.push_back(std::move(def));
     }
+    // A publication made before partitioned tables were supported publishes their leaves under
+    // their own names, which the pipe would not recognise.
+    if (partitioned) postgres::publish_via_root(*sql_, publication_name(c_.pipe_id));
     stream_.emplace(c_.source, slot_name(c_.pipe_id), publication_name(c_.pipe_id), from,
                     std::move(followed), c_.stream);
     next_leaf_check_ = std::chrono::steady_clock::now();
@@ -333,6 +346,9 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   CdcBatch pull(ExecContext& ctx) override {
     CdcBatch batch =
         stream_->pull(ctx.settings.pull_batch_size, ctx.settings.sync_interval, ctx.stop);
+    // What the executor finds itself (in the catalog, in ClickHouse) goes with a batch that ends a
+    // transaction: saved at once, never held back with a large transaction's pieces.
+    if (batch.partial) return batch;
     if (!pending_.empty()) {
       batch.schema_changes.insert(batch.schema_changes.begin(), pending_.begin(), pending_.end());
       pending_.clear();
@@ -517,10 +533,22 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   // every older change of the same keys (a key deleted before the attach, a row changed while
   // detached) and loses to every later one, which the stream brings.
   void backfill(const Held& h, const std::vector<TableRef>& leaves, ExecContext& ctx) {
-    static std::atomic<std::uint64_t> serial{0};
     postgres::Connection repl = postgres::Connection::open(c_.source, true);
-    const postgres::CreatedSlot slot = postgres::create_temporary_slot(
-        repl, "clickpipe_attach_" + std::to_string(::getpid()) + "_" + std::to_string(++serial));
+    stream_->keep_alive();
+    // Slot names are cluster-wide: a random one (processes in containers share pids).
+    std::random_device rd;
+    std::optional<postgres::CreatedSlot> created;
+    for (int attempt = 0; !created; ++attempt) {
+      char name[40];
+      std::snprintf(name, sizeof name, "clickpipe_attach_%08x%08x", rd(), rd());
+      try {
+        created = postgres::create_temporary_slot(repl, name);
+      } catch (const postgres::PgFatalError& e) {
+        if (e.sqlstate() != "42710" || attempt == 3) throw;  // 42710: the name is taken
+      }
+    }
+    const postgres::CreatedSlot& slot = *created;
+    stream_->keep_alive();
     const std::uint64_t version =
         Change{ChangeKind::Insert, {}, slot.info.consistent_point, 0, {}, {}}.version(
             ctx.row_versions);
@@ -532,8 +560,9 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
       postgres::Connection conn = source(c_);
       Partition whole;
       whole.leaf = leaf;
-      const std::uint64_t n = copy_rows(c_, conn, *ch_, present, l, whole, slot.snapshot_name, ctx,
-                                        [](std::uint64_t) {}, version);
+      const std::uint64_t n =
+          copy_rows(c_, conn, *ch_, present, l, whole, slot.snapshot_name, ctx,
+                    [this](std::uint64_t) { stream_->keep_alive(); }, version);
       g_partitions_backfilled.fetch_add(1);
       ctx.log.info("cdc: partition {} of {} attached: {} rows copied at {}", leaf.qualified(),
                    h.def.table.qualified(), n, to_string(slot.info.consistent_point));
@@ -572,6 +601,19 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
       batch.schema_changes.push_back(
           SchemaChange{SchemaChange::Kind::PartitionsChanged, t, std::move(def), what});
     }
+  }
+
+  // The table's current name, by OID (cached until it fails); empty when it no longer exists.
+  std::string current_name(const TableDefinition& def) {
+    if (def.oid == 0) return postgres::qualified(*sql_, def.table);
+    auto it = names_.find(def.oid);
+    if (it != names_.end()) return it->second;
+    postgres::Result name = sql_->exec(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON "
+        "n.oid = c.relnamespace WHERE c.oid = $1::oid",
+        {std::to_string(def.oid)});
+    if (name.rows() != 1) return "";
+    return names_[def.oid] = std::string(name.value(0, 0));
   }
 
   // A row marking `key_row`'s key deleted: key columns from it, the rest placeholders (or the
@@ -625,19 +667,27 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     }
     // By OID, so a table renamed since is still found; one dropped since is not (nor a dropped
     // column): the stream says so next, and the table stops or the column gets NULL from then on.
-    std::string from = postgres::qualified(*sql_, def.table);
-    if (def.oid != 0) {
-      postgres::Result name = sql_->exec(
-          "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON "
-          "n.oid = c.relnamespace WHERE c.oid = $1::oid",
-          {std::to_string(def.oid)});
-      from = name.rows() == 1 ? std::string(name.value(0, 0)) : "";
-    }
-    std::optional<postgres::Result> found;
-    try {
-      if (!from.empty()) found.emplace(sql_->exec("SELECT " + cols + " FROM " + from + " WHERE " + where, params));
-    } catch (const postgres::PgFatalError& e) {
-      if (e.sqlstate() != "42703" && e.sqlstate() != "42P01") throw;
+    const std::string from = current_name(def);
+    auto read = [&](const std::string& columns) -> std::optional<postgres::Result> {
+      if (from.empty()) return std::nullopt;
+      try {
+        return sql_->exec("SELECT " + columns + " FROM " + from + " WHERE " + where, params);
+      } catch (const postgres::PgFatalError& e) {
+        if (e.sqlstate() != "42703" && e.sqlstate() != "42P01") throw;
+        if (e.sqlstate() == "42P01") names_.erase(def.oid);
+        return std::nullopt;
+      }
+    };
+    std::optional<postgres::Result> found = read(cols);
+    if (!found && !from.empty() && missing.size() > 1) {
+      // One of them was dropped: read the others one by one, so only that one gets NULL.
+      for (std::size_t i : missing) {
+        auto one = read(sql_->identifier(def.columns[i].name));
+        out[i] = !one || one->rows() == 0 ? placeholder(def.columns[i])
+                 : one->is_null(0, 0)     ? Datum::null()
+                                          : Datum::of(std::string(one->value(0, 0)));
+      }
+      return out;
     }
     for (std::size_t k = 0; k < missing.size(); ++k) {
       const std::size_t i = missing[k];
@@ -657,6 +707,7 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   std::optional<postgres::Connection> sql_;
   std::map<TableRef, Held> tables_;
   std::vector<SchemaChange> pending_;  // found by the executor itself: reported with the next pull
+  std::map<std::uint32_t, std::string> names_;  // current table names by OID
   std::optional<postgres::LogicalStream> stream_;
   std::chrono::steady_clock::time_point next_leaf_check_;
 };

@@ -24,7 +24,14 @@ void ensure_publication(Connection& conn, const std::string& name,
       if (e.sqlstate() != "42710") throw;  // created meanwhile: fall through and add tables
     }
   } else {
-    publish_via_root(conn, name);
+    bool partitioned = false;
+    for (const auto& t : tables) {
+      partitioned = partitioned ||
+                    conn.exec("SELECT 1 FROM pg_class WHERE oid = to_regclass($1) AND relkind = 'p'",
+                              {qualified(conn, t)})
+                            .rows() == 1;
+    }
+    if (partitioned) publish_via_root(conn, name);
   }
   for (const auto& t : tables) {
     Result has = conn.exec(
@@ -46,9 +53,9 @@ void publish_via_root(Connection& conn, const std::string& name) {
   } catch (const PgFatalError& e) {
     if (e.sqlstate() != "42501") throw;
     throw PgFatalError("publication " + name +
-                           " publishes partitions under their own names and this user may not "
-                           "change it: its owner must run ALTER PUBLICATION ... SET "
-                           "(publish_via_partition_root = true)",
+                           " does not publish partitioned tables through their root, which the "
+                           "pipe needs, and this user may not change it: its owner must run "
+                           "ALTER PUBLICATION ... SET (publish_via_partition_root = true)",
                        e.sqlstate());
   }
 }

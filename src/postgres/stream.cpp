@@ -74,6 +74,10 @@ void LogicalStream::send_status(bool reply_requested) {
   last_status_ = std::chrono::steady_clock::now();
 }
 
+void LogicalStream::keep_alive() {
+  if (std::chrono::steady_clock::now() - last_status_ > std::chrono::seconds(10)) send_status();
+}
+
 void LogicalStream::confirm(Lsn flushed) {
   if (flushed <= confirmed_) return;
   confirmed_ = flushed;
@@ -159,8 +163,7 @@ CdcBatch LogicalStream::pull(std::size_t max_changes, std::chrono::milliseconds 
   CdcBatch batch;
   batch.end = confirmed_;
   std::size_t bytes = 0;
-  // Applying a batch can take long: keep the server from timing the walsender out.
-  if (std::chrono::steady_clock::now() - last_status_ > std::chrono::seconds(10)) send_status();
+  keep_alive();  // applying a batch can take long: keep the server from timing the stream out
   for (;;) {
     if (take_ready(batch, max_changes, bytes)) break;
     // Drain whatever has arrived without blocking, while what waits fits the memory budget (the

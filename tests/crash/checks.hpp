@@ -1,6 +1,9 @@
 // What every kill test checks, whatever the executors: the saved records and the partitions.
 #pragma once
 
+#include <unistd.h>
+
+#include <atomic>
 #include <clickpipe/clickpipe.hpp>
 #include <clickpipe/executors/snapshot_copier.hpp>
 #include <clickpipe/store/state_store.hpp>
@@ -26,7 +29,10 @@ struct Dir {
   }
   // Whole or not at all, even when the process is killed mid-way.
   void write(const std::string& name, const std::string& text) const {
-    const std::string tmp = path + "/" + name + ".tmp";
+    // A temp name per call: two threads writing the same file must not rename each other's.
+    static std::atomic<unsigned> serial{0};
+    const std::string tmp = path + "/" + name + ".tmp." + std::to_string(::getpid()) + "." +
+                            std::to_string(serial++);
     std::ofstream(tmp, std::ios::trunc) << text;
     std::filesystem::rename(tmp, path + "/" + name);
   }

@@ -21,7 +21,6 @@
 #include "../servers.hpp"
 #include "checks.hpp"
 #include "clickpipe/postgres/connection.hpp"
-#include "clickpipe/postgres/replication.hpp"
 #include "process.hpp"
 
 namespace clickpipe {
@@ -245,21 +244,18 @@ TEST(KillOnRealServers, KilledWhileApplyingASpilledTransactionEndsEqual) {
           "FROM generate_series(100001, 120000) g");
   pg.exec("DELETE FROM " + t + " WHERE id % 20 = 0");
   pg.exec("COMMIT");
-  const Lsn committed =
-      *parse_lsn(pg.exec("SELECT pg_current_wal_insert_lsn()::text").value(0, 0));
   // The helper kills itself after the 4th batch of the transaction reached ClickHouse.
   EXPECT_EQ(wait_exit(first, 120s), 128 + SIGKILL) << dir.read("violations");
-  EXPECT_GT(total(dir, "spilled."), 0u) << "the transaction was not spilled";
-  const auto slot = postgres::slot_status(pg, "clickpipe_kill_" + tag);
-  ASSERT_TRUE(slot.has_value());
-  EXPECT_LT(slot->confirmed_flush, committed)
-      << "a transaction applied in part must not be confirmed";
+  const std::uint64_t spilled_before = total(dir, "spilled.");
+  EXPECT_GT(spilled_before, 0u) << "the transaction was not spilled";
 
   const pid_t v = spawn({helper, dir.path, "verify"});
   ASSERT_GT(v, 0);
   KillOnExit verify_guard{v};
   EXPECT_EQ(wait_exit(v, 300s), 0) << dir.read("violations");
-  EXPECT_GT(total(dir, "spilled."), 1u) << "the replay was spilled again";
+  // Had any of it been confirmed, PostgreSQL would not send it again.
+  EXPECT_GT(total(dir, "spilled.") - spilled_before, 0u)
+      << "the transaction applied in part was not replayed whole after the kill";
   fs::remove_all(dir.path);
 }
 

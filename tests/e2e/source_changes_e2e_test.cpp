@@ -329,6 +329,42 @@ TEST(SourceChanges, RenamedColumnsNewTypesAndRenamedTablesWereMappedByPositionOr
   ASSERT_TRUE(testing::drive_to(*pipe, State::Terminated, 30s));
 }
 
+// The defect: a table renamed while the pipe was stopped sends no Relation message until it
+// changes, and its changes were then skipped as "not in the pipe". Now CDC checks every table by
+// OID when it starts.
+TEST(SourceChanges, TablesRenamedWhileThePipeWasStoppedWereSkipped) {
+  const std::string k = tag();
+  const std::string gone = "sc_away_" + k, ok = "sc_stay_" + k;
+  const pg_to_clickhouse::Config cfg = test::config("sc_away_" + k);
+  postgres::Connection pg = postgres::Connection::open(cfg.source);
+  for (const auto& t : {gone, ok}) {
+    pg.exec("CREATE TABLE " + t + " (id int8 PRIMARY KEY, v text)");
+    pg.exec("INSERT INTO " + t + " SELECT g, 'row ' || g FROM generate_series(1, 100) g");
+  }
+  auto store = std::make_shared<MemoryStore>();
+  auto pipe = test::start_pipe(cfg, {gone, ok}, fast(), store);
+  ASSERT_TRUE(pipe->wait_for(State::Running, 60s));
+  pipe->shutdown();
+  const PipeRecord saved = pipe->record();
+  pipe.reset();
+  pg.exec("ALTER TABLE " + gone + " RENAME TO " + gone + "_x");
+  pg.exec("UPDATE " + gone + "_x SET v = 'after the rename'");
+  pg.exec("UPDATE " + ok + " SET v = 'goes on'");
+  Pipe again(saved, pg_to_clickhouse::make_executors(cfg), test::pipe_options(cfg, store));
+  again.start();
+  ASSERT_TRUE(testing::wait_until(
+      again, [](const PipeStatus& s) { return !s.stopped_tables.empty(); }, 60s));
+  const PipeStatus st = again.status();
+  ASSERT_EQ(st.stopped_tables.size(), 1u);
+  EXPECT_EQ(st.stopped_tables[0].table.name, gone);
+  EXPECT_NE(st.stopped_tables[0].reason.find("no longer exists under that name"),
+            std::string::npos)
+      << st.stopped_tables[0].reason;
+  EXPECT_TRUE(converges(pg, cfg, ok, {"v"}));
+  EXPECT_EQ(st.state, State::Running);
+  ASSERT_TRUE(testing::drive_to(again, State::Terminated, 30s));
+}
+
 // The defect: partitioned tables never ran in a test. A partitioned parent replicates as one
 // table: the initial load copies each leaf, CDC arrives through the root
 // (publish_via_partition_root), rows moving between partitions stay right, and a partition

@@ -56,6 +56,9 @@ class LogicalStream {
   // Tells the server everything up to `flushed` is safe (a standby status update). Call only once
   // the destination committed it and it is saved.
   void confirm(Lsn flushed);
+  // A standby status update now if none went out for 10 s: for callers busy elsewhere (copying a
+  // partition) that would otherwise let the server time the stream out.
+  void keep_alive();
   Lsn confirmed() const noexcept { return confirmed_; }
 
  private:
