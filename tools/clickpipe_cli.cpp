@@ -243,7 +243,8 @@ int run(const std::string& config_path) {
         }
         if (s.retry)
           line += fmt::format("  retrying {}: {}", s.retry->operation, s.retry->last_error);
-        if (!s.stopped_tables.empty()) line += fmt::format("  {} table(s) stopped", s.stopped_tables.size());
+        if (!s.stopped_tables.empty())
+          line += fmt::format("  {} table(s) stopped", s.stopped_tables.size());
         fmt::print("{}\n", line);
         // Each schema change once, as it is seen (the status keeps only the newest).
         TimePoint& shown = schema_shown[s.id];

@@ -515,9 +515,9 @@ void delete_all(Client& client, const TableLayout& layout, std::uint64_t version
   for (const auto& m : layout.columns) cols += quote(m.name) + ", ";
   const std::string t = quote(client.settings().database) + "." + quote(layout.name);
   // Both servers read FINAL here: on 23.2+ it already hides deleted rows, before it the WHERE does.
-  client.query("INSERT INTO " + t + " (" + cols + "`_version`, `_is_deleted`, `_synced_at`) SELECT " +
-               cols + std::to_string(version) + ", 1, now() FROM " + t +
-               " FINAL WHERE `_is_deleted` = 0");
+  client.query("INSERT INTO " + t + " (" + cols +
+               "`_version`, `_is_deleted`, `_synced_at`) SELECT " + cols + std::to_string(version) +
+               ", 1, now() FROM " + t + " FINAL WHERE `_is_deleted` = 0");
 }
 
 std::vector<std::string> add_missing_columns(Client& client, const TableLayout& layout) {

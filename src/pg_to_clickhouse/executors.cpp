@@ -317,8 +317,8 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
         } catch (const InvalidField& e) {
           why = "table " + def.table.qualified() + " cannot be written to ClickHouse: " + e.what();
         } catch (const clickhouse::ClickHouseFatalError& e) {
-          why = "table " + def.table.qualified() + ": ClickHouse refused its new columns: " +
-                e.what();
+          why = "table " + def.table.qualified() +
+                ": ClickHouse refused its new columns: " + e.what();
         }
       }
       if (why) {
@@ -396,7 +396,9 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
           }
           put(h, {filled(h.def, c.values), c.version(ctx.row_versions), false});
           break;
-        case ChangeKind::Delete: put(h, {deletion(h.def, c.values, {}), c.version(ctx.row_versions), true}); break;
+        case ChangeKind::Delete:
+          put(h, {deletion(h.def, c.values, {}), c.version(ctx.row_versions), true});
+          break;
         case ChangeKind::Truncate:
           flush();  // everything before the truncate first
           clickhouse::delete_all(*ch_, h.layout, c.version(ctx.row_versions));
@@ -479,7 +481,8 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     def.oid = now;
     for (const auto& cat : postgres::catalog_columns(*sql_, now)) {
       for (auto& c : def.columns) {
-        if (!cat.dropped && !c.dropped && c.attnum == 0 && c.name == cat.name) c.attnum = cat.attnum;
+        if (!cat.dropped && !c.dropped && c.attnum == 0 && c.name == cat.name)
+          c.attnum = cat.attnum;
       }
     }
     return std::nullopt;
@@ -506,9 +509,9 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
           // A column ClickHouse cannot take (a reserved name, a refused ALTER) stops this table,
           // not the pipe; the stop is saved with the next batch.
           tables_.erase(it);
-          pending_.push_back(stop_table(
-              def, "table " + sc.table.qualified() + ": the new columns cannot be added in " +
-                       "ClickHouse: " + e.what()));
+          pending_.push_back(stop_table(def, "table " + sc.table.qualified() +
+                                                 ": the new columns cannot be added in " +
+                                                 "ClickHouse: " + e.what()));
         }
         return;
       }
@@ -560,9 +563,9 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
       postgres::Connection conn = source(c_);
       Partition whole;
       whole.leaf = leaf;
-      const std::uint64_t n =
-          copy_rows(c_, conn, *ch_, present, l, whole, slot.snapshot_name, ctx,
-                    [this](std::uint64_t) { stream_->keep_alive(); }, version);
+      const std::uint64_t n = copy_rows(
+          c_, conn, *ch_, present, l, whole, slot.snapshot_name, ctx,
+          [this](std::uint64_t) { stream_->keep_alive(); }, version);
       g_partitions_backfilled.fetch_add(1);
       ctx.log.info("cdc: partition {} of {} attached: {} rows copied at {}", leaf.qualified(),
                    h.def.table.qualified(), n, to_string(slot.info.consistent_point));
@@ -578,7 +581,8 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
         continue;
       }
       // By OID: a table renamed meanwhile is the tracker's to stop, not a table without leaves.
-      const std::optional<std::vector<TableRef>> found = postgres::leaf_partitions(*sql_, h.def.oid);
+      const std::optional<std::vector<TableRef>> found =
+          postgres::leaf_partitions(*sql_, h.def.oid);
       if (!found || *found == h.def.leaves) continue;
       const std::vector<TableRef>& now = *found;
       std::string attached, detached;
@@ -595,8 +599,8 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
       std::string what = "table " + t.qualified() + ":";
       if (!attached.empty()) what += " partition(s) attached: " + attached + " (their rows copied)";
       if (!detached.empty()) {
-        what += (attached.empty() ? "" : ";") + std::string(" partition(s) detached: ") +
-                detached + " (their rows stay in ClickHouse until a resync)";
+        what += (attached.empty() ? "" : ";") + std::string(" partition(s) detached: ") + detached +
+                " (their rows stay in ClickHouse until a resync)";
       }
       batch.schema_changes.push_back(
           SchemaChange{SchemaChange::Kind::PartitionsChanged, t, std::move(def), what});
@@ -659,8 +663,7 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     for (const auto& pk : def.primary_key) {
       for (std::size_t i = 0; i < def.columns.size(); ++i) {
         if (def.columns[i].name != pk) continue;
-        params.push_back(out[i].is_null() ? std::nullopt
-                                          : std::optional<std::string>(out[i].text));
+        params.push_back(out[i].is_null() ? std::nullopt : std::optional<std::string>(out[i].text));
         where += (where.empty() ? "" : " AND ") + sql_->identifier(pk) + " = $" +
                  std::to_string(params.size());
       }
@@ -716,9 +719,9 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
 
 Counters counters() noexcept {
   const postgres::SpillCounters spilled = postgres::spill_counters();
-  return Counters{g_toast_refilled.load(),        spilled.transactions, spilled.changes,
-                  g_columns_added.load(),         g_tables_stopped.load(),
-                  g_partitions_backfilled.load(), g_truncates.load()};
+  return Counters{g_toast_refilled.load(), spilled.transactions,    spilled.changes,
+                  g_columns_added.load(),  g_tables_stopped.load(), g_partitions_backfilled.load(),
+                  g_truncates.load()};
 }
 
 Executors make_executors(const Config& config) {

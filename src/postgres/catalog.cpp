@@ -43,7 +43,8 @@ void preflight(Connection& conn, std::span<const TableRef> tables) {
     // with the leaf's own replica identity).
     Result r = conn.exec(
         "SELECT c.relkind, c.relreplident, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = "
-        "c.oid AND i.indisprimary), format('%I.%I', n.nspname, c.relname), c.oid = to_regclass($1), "
+        "c.oid AND i.indisprimary), format('%I.%I', n.nspname, c.relname), c.oid = "
+        "to_regclass($1), "
         "EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
         "a.attnum = ANY (i.indkey) WHERE i.indrelid = c.oid AND i.indisprimary AND "
         "a.attgenerated <> '') "
@@ -75,18 +76,19 @@ void preflight(Connection& conn, std::span<const TableRef> tables) {
       continue;
     }
     for (int i = 0; i < r.rows(); ++i) {
-      const std::string what = i == 0 ? "table " + t.qualified()
-                                       : "partition " + std::string(r.value(i, 3)) + " of " +
-                                             t.qualified();
+      const std::string what =
+          i == 0 ? "table " + t.qualified()
+                 : "partition " + std::string(r.value(i, 3)) + " of " + t.qualified();
       const std::string_view identity = r.value(i, 1);
       if (identity == "n") {
         problems.push_back(what +
                            " has REPLICA IDENTITY NOTHING: its UPDATEs and DELETEs fail once it "
                            "is published (ALTER TABLE ... REPLICA IDENTITY DEFAULT)");
       } else if (identity == "i") {
-        problems.push_back(what +
-                           " has REPLICA IDENTITY USING INDEX: deletes would carry that index's "
-                           "columns, not the primary key (ALTER TABLE ... REPLICA IDENTITY DEFAULT)");
+        problems.push_back(
+            what +
+            " has REPLICA IDENTITY USING INDEX: deletes would carry that index's "
+            "columns, not the primary key (ALTER TABLE ... REPLICA IDENTITY DEFAULT)");
       }
     }
   }
@@ -137,7 +139,8 @@ std::vector<TableRef> leaf_partitions(Connection& conn, const TableRef& table) {
 
 std::optional<std::vector<TableRef>> leaf_partitions(Connection& conn, std::uint32_t oid) {
   const std::string id = std::to_string(oid);
-  if (conn.exec("SELECT 1 FROM pg_class WHERE oid = $1::oid", {id}).rows() == 0) return std::nullopt;
+  if (conn.exec("SELECT 1 FROM pg_class WHERE oid = $1::oid", {id}).rows() == 0)
+    return std::nullopt;
   Result r = conn.exec(
       "SELECT n.nspname, c.relname FROM pg_partition_tree($1::oid::regclass) p JOIN pg_class c ON "
       "c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.isleaf AND p.relid "

@@ -26,10 +26,11 @@ void ensure_publication(Connection& conn, const std::string& name,
   } else {
     bool partitioned = false;
     for (const auto& t : tables) {
-      partitioned = partitioned ||
-                    conn.exec("SELECT 1 FROM pg_class WHERE oid = to_regclass($1) AND relkind = 'p'",
-                              {qualified(conn, t)})
-                            .rows() == 1;
+      partitioned =
+          partitioned ||
+          conn.exec("SELECT 1 FROM pg_class WHERE oid = to_regclass($1) AND relkind = 'p'",
+                    {qualified(conn, t)})
+                  .rows() == 1;
     }
     if (partitioned) publish_via_root(conn, name);
   }

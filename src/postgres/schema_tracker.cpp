@@ -74,8 +74,7 @@ std::vector<SchemaChange> SchemaTracker::on_relation(const pgoutput::Relation& r
       return {SchemaChange{SchemaChange::Kind::TableStopped, other.def.table, other.def,
                            "table " + other.def.table.qualified() +
                                " is a different table now (relation OID " +
-                               std::to_string(other.def.oid) + " became " +
-                               std::to_string(rel.id) +
+                               std::to_string(other.def.oid) + " became " + std::to_string(rel.id) +
                                "): it was dropped and created again. Its changes are no longer "
                                "applied; resync the pipe to reload it"}};
     }
@@ -148,13 +147,11 @@ std::vector<SchemaChange> SchemaTracker::compare(Held& h, const pgoutput::Relati
     } else if (now->name != c.name) {
       problems.push_back("column " + c.name + " was renamed to " + now->name);
     } else if (now->type_oid != c.type_oid || now->type_modifier != c.type_modifier) {
-      problems.push_back("column " + c.name + " changed type from " + c.type +
-                         (c.type_modifier >= 0 ? "(typmod " + std::to_string(c.type_modifier) + ")"
-                                               : "") +
-                         " to " + now->type +
-                         (now->type_modifier >= 0
-                              ? "(typmod " + std::to_string(now->type_modifier) + ")"
-                              : ""));
+      problems.push_back(
+          "column " + c.name + " changed type from " + c.type +
+          (c.type_modifier >= 0 ? "(typmod " + std::to_string(c.type_modifier) + ")" : "") +
+          " to " + now->type +
+          (now->type_modifier >= 0 ? "(typmod " + std::to_string(now->type_modifier) + ")" : ""));
     }
   }
   std::vector<std::size_t> index(rel.columns.size());
@@ -204,8 +201,8 @@ std::vector<SchemaChange> SchemaTracker::compare(Held& h, const pgoutput::Relati
     std::sort(key_held.begin(), key_held.end());
     std::sort(key_now.begin(), key_now.end());
     if (key_held != key_now) {
-      problems.push_back("the primary key changed from (" + join(def.primary_key, ", ") +
-                         ") to (" + join(key_now, ", ") + ")");
+      problems.push_back("the primary key changed from (" + join(def.primary_key, ", ") + ") to (" +
+                         join(key_now, ", ") + ")");
     }
   }
   for (std::size_t j = 0; j < next.columns.size(); ++j) {
@@ -226,8 +223,8 @@ std::vector<SchemaChange> SchemaTracker::compare(Held& h, const pgoutput::Relati
   std::vector<SchemaChange> out;
   if (!dropped.empty()) {
     out.push_back(SchemaChange{SchemaChange::Kind::ColumnsDropped, def.table, next,
-                               "table " + name + ": column(s) dropped at the source: " +
-                                   join(dropped, ", ") +
+                               "table " + name +
+                                   ": column(s) dropped at the source: " + join(dropped, ", ") +
                                    " (kept in ClickHouse, NULL or the default from now on)"});
   }
   if (!added.empty()) {

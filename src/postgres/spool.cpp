@@ -39,7 +39,8 @@ std::string spill_directory(const std::string& dir) {
   if (!dir.empty()) return dir;
   std::error_code ec;
   const auto tmp = std::filesystem::temp_directory_path(ec);
-  if (ec) throw TransientError("no temporary directory to spill a large transaction to: " + ec.message());
+  if (ec)
+    throw TransientError("no temporary directory to spill a large transaction to: " + ec.message());
   return tmp.string();
 }
 }  // namespace
@@ -94,7 +95,8 @@ std::uint64_t get_u64(std::FILE* f) {
 }
 std::string get_str(std::FILE* f) {
   const std::uint64_t n = get_u64(f);
-  if (n > (std::uint64_t{1} << 30)) throw TransientError("spill file: corrupt length");  // 1 GiB: PostgreSQL's largest value
+  if (n > (std::uint64_t{1} << 30))
+    throw TransientError("spill file: corrupt length");  // 1 GiB: PostgreSQL's largest value
   std::string s(n, '\0');
   if (!get(f, s.data(), n)) throw TransientError("spill file: cut short");
   return s;

@@ -987,7 +987,8 @@ struct Pipe::Impl : ProgressSink {
               }
               if (!batch.partial) {
                 for (const SchemaChange& sc : deferred) record_schema_change(dur, sc, now);
-                for (const SchemaChange& sc : batch.schema_changes) record_schema_change(dur, sc, now);
+                for (const SchemaChange& sc : batch.schema_changes)
+                  record_schema_change(dur, sc, now);
               }
             });
             if (batch.partial) {

@@ -228,7 +228,8 @@ void MemoryCdcStreamer::apply(const CdcBatch& batch, ExecContext& ctx) {
       case ChangeKind::Update: {
         if (!c.old_key.empty()) {
           // A key change: the old key goes away, as a delete (upstream would leave it behind).
-          rows.emplace_back(key_of(def, c.old_key), VersionedRow{c.old_key, c.version(ctx.row_versions), true});
+          rows.emplace_back(key_of(def, c.old_key),
+                            VersionedRow{c.old_key, c.version(ctx.row_versions), true});
         }
         Values values = c.values;
         const Key key = key_of(def, values);
@@ -249,7 +250,8 @@ void MemoryCdcStreamer::apply(const CdcBatch& batch, ExecContext& ctx) {
         break;
       }
       case ChangeKind::Delete:
-        rows.emplace_back(key_of(def, c.values), VersionedRow{c.values, c.version(ctx.row_versions), true});
+        rows.emplace_back(key_of(def, c.values),
+                          VersionedRow{c.values, c.version(ctx.row_versions), true});
         break;
       case ChangeKind::Truncate:
         dest_->insert(name, std::move(rows));

@@ -31,8 +31,8 @@ struct Dir {
   void write(const std::string& name, const std::string& text) const {
     // A temp name per call: two threads writing the same file must not rename each other's.
     static std::atomic<unsigned> serial{0};
-    const std::string tmp = path + "/" + name + ".tmp." + std::to_string(::getpid()) + "." +
-                            std::to_string(serial++);
+    const std::string tmp =
+        path + "/" + name + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(serial++);
     std::ofstream(tmp, std::ios::trunc) << text;
     std::filesystem::rename(tmp, path + "/" + name);
   }

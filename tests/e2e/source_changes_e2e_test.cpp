@@ -88,8 +88,7 @@ std::string first_difference(const Rows& a, const Rows& b) {
 
 // Waits until ClickHouse equals PostgreSQL on `cols`; the failure names the first difference.
 ::testing::AssertionResult converges(postgres::Connection& pg, const pg_to_clickhouse::Config& cfg,
-                                     const std::string& table,
-                                     const std::vector<std::string>& cols,
+                                     const std::string& table, const std::vector<std::string>& cols,
                                      std::chrono::seconds timeout = 60s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string diff;
@@ -132,8 +131,7 @@ class Writer {
             pg.exec("INSERT INTO " + t + " (id, v) VALUES ($1, 'w')", {std::to_string(next++)});
             break;
           case 3: pg.exec("DELETE FROM " + t + " WHERE id = $1", {some}); break;
-          default:
-            pg.exec("UPDATE " + t + " SET v = v || '.' WHERE id = $1", {some});
+          default: pg.exec("UPDATE " + t + " SET v = v || '.' WHERE id = $1", {some});
         }
         ++transactions_;
       } catch (const Error&) {
@@ -150,9 +148,8 @@ class Writer {
 };
 
 bool has_event(const PipeStatus& s, const std::string& table, SchemaChange::Kind kind) {
-  return std::any_of(s.schema_changes.begin(), s.schema_changes.end(), [&](const SchemaEvent& e) {
-    return e.table.name == table && e.kind == kind;
-  });
+  return std::any_of(s.schema_changes.begin(), s.schema_changes.end(),
+                     [&](const SchemaEvent& e) { return e.table.name == table && e.kind == kind; });
 }
 
 std::string column_type(const pg_to_clickhouse::Config& cfg, const std::string& table,
@@ -230,7 +227,8 @@ TEST(SourceChanges, DropOneColumnAddAnotherShiftedValuesIntoTheWrongColumn) {
   const pg_to_clickhouse::Config cfg = test::config("sc_drop_" + tag());
   postgres::Connection pg = postgres::Connection::open(cfg.source);
   pg.exec("CREATE TABLE " + t + " (id int8 PRIMARY KEY, v text, a int4 NOT NULL, b text)");
-  pg.exec("INSERT INTO " + t + " SELECT g, 'row ' || g, g, 'b' || g FROM generate_series(1, 300) g");
+  pg.exec("INSERT INTO " + t +
+          " SELECT g, 'row ' || g, g, 'b' || g FROM generate_series(1, 300) g");
   auto pipe = test::start_pipe(cfg, {t}, fast());
   ASSERT_TRUE(pipe->wait_for(State::Running, 60s));
   {
@@ -357,8 +355,7 @@ TEST(SourceChanges, TablesRenamedWhileThePipeWasStoppedWereSkipped) {
   const PipeStatus st = again.status();
   ASSERT_EQ(st.stopped_tables.size(), 1u);
   EXPECT_EQ(st.stopped_tables[0].table.name, gone);
-  EXPECT_NE(st.stopped_tables[0].reason.find("no longer exists under that name"),
-            std::string::npos)
+  EXPECT_NE(st.stopped_tables[0].reason.find("no longer exists under that name"), std::string::npos)
       << st.stopped_tables[0].reason;
   EXPECT_TRUE(converges(pg, cfg, ok, {"v"}));
   EXPECT_EQ(st.state, State::Running);
@@ -400,7 +397,8 @@ TEST(SourceChanges, PartitionedTablesWereNeverReplicated) {
   pg.exec("ALTER TABLE " + t + " DROP COLUMN extra");
   const auto before = pg_to_clickhouse::counters();
   pg.exec("CREATE TABLE " + t + "_3 (LIKE " + t + " INCLUDING ALL)");
-  pg.exec("INSERT INTO " + t + "_3 SELECT g, 3, 'attached ' || g FROM generate_series(8001, 8500) g");
+  pg.exec("INSERT INTO " + t +
+          "_3 SELECT g, 3, 'attached ' || g FROM generate_series(8001, 8500) g");
   pg.exec("ALTER TABLE " + t + " ATTACH PARTITION " + t + "_3 FOR VALUES IN (3)");
   pg.exec("INSERT INTO " + t + " VALUES (9001, 3, 'after attach')");
   pg.exec("UPDATE " + t + " SET v = 'changed after attach' WHERE id = 8001");
@@ -432,7 +430,8 @@ TEST(SourceChanges, GeneratedColumnsWereNeverTested) {
   postgres::Connection pg = postgres::Connection::open(cfg.source);
   pg.exec("CREATE TABLE " + t +
           " (id int8 PRIMARY KEY, v text, g text GENERATED ALWAYS AS (upper(v)) STORED, n int4)");
-  pg.exec("INSERT INTO " + t + " (id, v, n) SELECT g, 'row ' || g, g FROM generate_series(1, 500) g");
+  pg.exec("INSERT INTO " + t +
+          " (id, v, n) SELECT g, 'row ' || g, g FROM generate_series(1, 500) g");
   auto pipe = test::start_pipe(cfg, {t}, fast());
   ASSERT_TRUE(pipe->wait_for(State::Running, 60s));
   pg.exec("INSERT INTO " + t + " (id, v, n) VALUES (1001, 'cdc', 1)");

@@ -49,15 +49,15 @@ TEST(RowVersion, StrictlyIncreasingOverTheWholeRange) {
       case 0: return rng();
       case 1: return (rng() % 0x2000) << 32 | (rng() & 0xffffffff);  // around 16 TiB
       case 2: return 0xFFFFFFFFFFFFFFFFull - rng() % 4096;           // the top
-      default: return 1 + rng() % 4096;                               // the bottom
+      default: return 1 + rng() % 4096;                              // the bottom
     }
   };
   for (int i = 0; i < 200000; ++i) {
     std::uint64_t x = draw(), y = draw();
     if (x == 0 || y == 0 || x == y) continue;
     if (x > y) std::swap(x, y);
-    ASSERT_LT(row_version(Lsn{x}), row_version(Lsn{y})) << to_string(Lsn{x}) << " "
-                                                        << to_string(Lsn{y});
+    ASSERT_LT(row_version(Lsn{x}), row_version(Lsn{y}))
+        << to_string(Lsn{x}) << " " << to_string(Lsn{y});
   }
 }
 

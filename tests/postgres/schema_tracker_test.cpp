@@ -139,8 +139,7 @@ TEST(SchemaTracker, ChangedTypeStopsTheTableNamingOldAndNewType) {
       t.on_relation(relation({col("id", kInt4, true), col("note", kText), col("qty", kInt8)}));
   ASSERT_EQ(sc.size(), 1u);
   EXPECT_EQ(sc[0].kind, Kind::TableStopped);
-  EXPECT_NE(sc[0].description.find("column qty changed type from int4 to int8"),
-            std::string::npos)
+  EXPECT_NE(sc[0].description.find("column qty changed type from int4 to int8"), std::string::npos)
       << sc[0].description;
 }
 
@@ -197,9 +196,9 @@ TEST(SchemaTracker, FullIdentityChecksTheKeyInTheCatalog) {
   Catalog cat;
   const TableDefinition def = orders();
   SchemaTracker t({&def, 1}, cat.lookup());
-  const auto full = relation({col("id", kInt4, true), col("note", kText, true),
-                              col("qty", kInt4, true)},
-                             def.table, kOid, 'f');
+  const auto full =
+      relation({col("id", kInt4, true), col("note", kText, true), col("qty", kInt4, true)},
+               def.table, kOid, 'f');
   EXPECT_TRUE(t.on_relation(full).empty());
   EXPECT_EQ(cat.lookups, 1);
   cat.columns[0].key = false;

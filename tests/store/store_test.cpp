@@ -64,10 +64,12 @@ PipeRecord sample(const std::string& id) {
   r.history = {HistoryEntry{State::Provisioning, Trigger::Provisioned, State::Setup,
                             TimePoint(std::chrono::milliseconds(1700000000001))}};
   r.transitions = 2;
-  r.stopped_tables = {StoppedTable{{"public", "orders"}, "column a was renamed to b; resync",
+  r.stopped_tables = {StoppedTable{{"public", "orders"},
+                                   "column a was renamed to b; resync",
                                    TimePoint(std::chrono::milliseconds(1700000000789))}};
   r.row_versions = RowVersions::PackedLegacy;
-  r.schema_changes = {SchemaEvent{{"public", "orders"}, SchemaChange::Kind::ColumnsAdded,
+  r.schema_changes = {SchemaEvent{{"public", "orders"},
+                                  SchemaChange::Kind::ColumnsAdded,
                                   "column(s) added: c text",
                                   TimePoint(std::chrono::milliseconds(1700000000700))}};
   return r;

@@ -43,8 +43,8 @@ struct Counters {
   std::uint64_t unchanged_toast_refilled = 0;  // values the source did not resend, read back
   std::uint64_t transactions_spilled = 0;      // transactions too large for memory, on disk
   std::uint64_t changes_spilled = 0;
-  std::uint64_t columns_added = 0;        // ALTER TABLE ... ADD COLUMN run at the destination
-  std::uint64_t tables_stopped = 0;       // by a schema change the pipe cannot follow
+  std::uint64_t columns_added = 0;          // ALTER TABLE ... ADD COLUMN run at the destination
+  std::uint64_t tables_stopped = 0;         // by a schema change the pipe cannot follow
   std::uint64_t partitions_backfilled = 0;  // attached partitions whose rows were copied
   std::uint64_t truncates = 0;
 };

@@ -25,9 +25,9 @@ class PreflightError : public FatalError {
 
 // Checks PostgreSQL 13 or later, wal_level = logical, the user's REPLICATION attribute (or
 // superuser), and that each
-// table exists, is a table (plain or partitioned), has a primary key (no generated column in it), and publishes its changes
-// with REPLICA IDENTITY DEFAULT or FULL (it and every leaf partition; USING INDEX and NOTHING are
-// refused). Throws PreflightError listing every problem.
+// table exists, is a table (plain or partitioned), has a primary key (no generated column in it),
+// and publishes its changes with REPLICA IDENTITY DEFAULT or FULL (it and every leaf partition;
+// USING INDEX and NOTHING are refused). Throws PreflightError listing every problem.
 void preflight(Connection& conn, std::span<const TableRef> tables);
 
 // Columns in order with type name, OID, typmod, nullability, array dimensions and attnum, the

@@ -89,7 +89,7 @@ namespace clickpipe::postgres::pgoutput {
 // memory), then those in `changes`.
 struct Transaction {
   Lsn commit_lsn;
-  Lsn end_lsn;  // the position to confirm once it is applied
+  Lsn end_lsn;                           // the position to confirm once it is applied
   std::shared_ptr<ChangeSpool> spilled;  // null when nothing was spilled
   std::vector<Change> changes;
   std::vector<SchemaChange> schema_changes;  // seen in it, to carry out before its changes
