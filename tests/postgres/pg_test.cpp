@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "../expect.hpp"
 #include "../print.hpp"
 #include "../servers.hpp"
 #include "clickpipe/postgres/catalog.hpp"
@@ -155,13 +156,8 @@ TEST(Postgres, APasswordNeverAppearsInErrors) {
   }
   ConnectionSettings s = settings();
   s.password = canary;
-  try {
-    Connection::open(s);
-  } catch (const PgFatalError&) {
-    SUCCEED() << "a wrong password is fatal, not retried";
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "a wrong password should be fatal: " << e.what();
-  }
+  test::expect_throws<PgFatalError>([&] { Connection::open(s); },
+                                    "a wrong password is fatal, not retried");
   EXPECT_EQ(settings().describe().find(settings().password), std::string::npos);
 }
 
@@ -545,18 +541,15 @@ TEST(Postgres, SlotChecksRefuseToSkipChanges) {
     std::this_thread::sleep_for(100ms);
   }
   EXPECT_NO_THROW(check_slot(x.c, x.slot, end));
-  try {
-    check_slot(x.c, x.slot, x.start);  // the saved position is behind the slot
-    FAIL();
-  } catch (const FatalError& e) {
-    EXPECT_NE(std::string(e.what()).find("ahead of the saved position"), std::string::npos);
-  }
-  try {
-    check_slot(x.c, unique("never_created"), end);
-    FAIL();
-  } catch (const FatalError& e) {
-    EXPECT_NE(std::string(e.what()).find("is missing"), std::string::npos);
-  }
+  // The saved position is behind the slot.
+  EXPECT_NE(test::message(test::expect_throws<FatalError>([&] {
+              check_slot(x.c, x.slot, x.start);
+            })).find("ahead of the saved position"),
+            std::string::npos);
+  EXPECT_NE(test::message(test::expect_throws<FatalError>([&] {
+              check_slot(x.c, unique("never_created"), end);
+            })).find("is missing"),
+            std::string::npos);
   const auto st = slot_status(x.c, x.slot);
   ASSERT_TRUE(st);
   EXPECT_EQ(st->wal_status, "reserved");
@@ -634,9 +627,10 @@ TEST(PgOutput, SeededRandomMutationsNeverCrashOrReadOutOfBounds) {
       ++decoded;
     } catch (const FatalError&) {
       ++refused;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "malformed input must be a FatalError, got: " << e.what();
     }
   }
-  EXPECT_EQ(decoded + refused, 200000);
   EXPECT_GT(refused, 0);
   EXPECT_GT(decoded, 0);
 }
