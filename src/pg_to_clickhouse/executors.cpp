@@ -392,12 +392,12 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
         case ChangeKind::Update:
           if (!c.old_key.empty()) {
             // A key change: the old key goes away (upstream leaves it behind).
-            put(h, {deletion(h.def, c.old_key, c.values), c.version(ctx.row_versions), true});
+            put(h, {deletion(h, c.old_key, c.values), c.version(ctx.row_versions), true});
           }
-          put(h, {filled(h.def, c.values), c.version(ctx.row_versions), false});
+          put(h, {filled(h, c.values), c.version(ctx.row_versions), false});
           break;
         case ChangeKind::Delete:
-          put(h, {deletion(h.def, c.values, {}), c.version(ctx.row_versions), true});
+          put(h, {deletion(h, c.values, {}), c.version(ctx.row_versions), true});
           break;
         case ChangeKind::Truncate:
           flush();  // everything before the truncate first
@@ -622,11 +622,11 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
 
   // A row marking `key_row`'s key deleted: key columns from it, the rest placeholders (or the
   // new row's values, which satisfy every column's type).
-  Values deletion(const TableDefinition& def, const Values& key_row, const Values& fallback) {
+  static Values deletion(const Held& h, const Values& key_row, const Values& fallback) {
+    const TableDefinition& def = h.def;
     Values out(def.columns.size());
     for (std::size_t i = 0; i < def.columns.size(); ++i) {
-      const bool key = std::find(def.primary_key.begin(), def.primary_key.end(),
-                                 def.columns[i].name) != def.primary_key.end();
+      const bool key = std::find(h.key_at.begin(), h.key_at.end(), i) != h.key_at.end();
       if (key && i < key_row.size()) {
         out[i] = key_row[i];
       } else if (i < fallback.size() && fallback[i].kind == Datum::Kind::Text) {
@@ -643,7 +643,8 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
   // by its key (a parameterized query). The value read is at least as new as the change; any later
   // change to it comes later in the stream, so the destination converges on the source. A row gone
   // since gets a placeholder: its delete follows in the stream.
-  Values filled(const TableDefinition& def, const Values& v) {
+  Values filled(const Held& h, const Values& v) {
+    const TableDefinition& def = h.def;
     Values out = v;
     out.resize(def.columns.size());
     std::vector<std::size_t> missing;
@@ -660,13 +661,10 @@ class CdcStreamer final : public clickpipe::CdcStreamer {
     std::vector<std::optional<std::string>> params;
     for (std::size_t i : missing)
       cols += (cols.empty() ? "" : ", ") + sql_->identifier(def.columns[i].name);
-    for (const auto& pk : def.primary_key) {
-      for (std::size_t i = 0; i < def.columns.size(); ++i) {
-        if (def.columns[i].name != pk) continue;
-        params.push_back(out[i].is_null() ? std::nullopt : std::optional<std::string>(out[i].text));
-        where += (where.empty() ? "" : " AND ") + sql_->identifier(pk) + " = $" +
-                 std::to_string(params.size());
-      }
+    for (std::size_t i : h.key_at) {
+      params.push_back(out[i].is_null() ? std::nullopt : std::optional<std::string>(out[i].text));
+      where += (where.empty() ? "" : " AND ") + sql_->identifier(def.columns[i].name) + " = $" +
+               std::to_string(params.size());
     }
     // By OID, so a table renamed since is still found; one dropped since is not (nor a dropped
     // column): the stream says so next, and the table stops or the column gets NULL from then on.

@@ -138,16 +138,17 @@ std::vector<TableRef> leaf_partitions(Connection& conn, const TableRef& table) {
 }
 
 std::optional<std::vector<TableRef>> leaf_partitions(Connection& conn, std::uint32_t oid) {
-  const std::string id = std::to_string(oid);
-  if (conn.exec("SELECT 1 FROM pg_class WHERE oid = $1::oid", {id}).rows() == 0)
-    return std::nullopt;
+  // One query: no row when the relation is gone, one row of NULLs when it has no leaves.
   Result r = conn.exec(
-      "SELECT n.nspname, c.relname FROM pg_partition_tree($1::oid::regclass) p JOIN pg_class c ON "
-      "c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.isleaf AND p.relid "
-      "<> $1::oid ORDER BY 1, 2",
-      {id});
+      "SELECT n.nspname, c.relname FROM pg_class r LEFT JOIN LATERAL (SELECT relid FROM "
+      "pg_partition_tree(r.oid) WHERE isleaf AND relid <> r.oid) p ON true LEFT JOIN pg_class c "
+      "ON c.oid = p.relid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.oid = "
+      "$1::oid ORDER BY 1, 2",
+      {std::to_string(oid)});
+  if (r.rows() == 0) return std::nullopt;
   std::vector<TableRef> out;
   for (int i = 0; i < r.rows(); ++i) {
+    if (r.is_null(i, 0)) continue;
     out.push_back(TableRef{std::string(r.value(i, 0)), std::string(r.value(i, 1))});
   }
   return out;

@@ -22,14 +22,15 @@ std::string join(const std::vector<std::string>& parts, const char* sep) {
 
 SchemaTracker::SchemaTracker(std::span<const TableDefinition> tables, CatalogLookup lookup)
     : lookup_(std::move(lookup)) {
-  for (const auto& def : tables) held_.push_back(Held{def, {}, false, false});
+  for (const auto& def : tables) {
+    if (def.oid != 0) by_oid_[def.oid] = held_.size();
+    held_.push_back(Held{def, {}, false, false});
+  }
 }
 
 SchemaTracker::Held* SchemaTracker::find(std::uint32_t id) {
-  for (auto& h : held_) {
-    if (h.def.oid == id) return &h;
-  }
-  return nullptr;
+  auto it = by_oid_.find(id);
+  return it == by_oid_.end() ? nullptr : &held_[it->second];
 }
 const SchemaTracker::Held* SchemaTracker::find(std::uint32_t id) const {
   return const_cast<SchemaTracker*>(this)->find(id);
@@ -65,6 +66,7 @@ std::vector<SchemaChange> SchemaTracker::on_relation(const pgoutput::Relation& r
       if (other.def.table != rel.table || other.stopped) continue;
       if (other.def.oid == 0) {
         other.def.oid = rel.id;  // a definition saved before OIDs were kept: adopt it by name
+        by_oid_[rel.id] = static_cast<std::size_t>(&other - held_.data());
         h = &other;
         break;
       }

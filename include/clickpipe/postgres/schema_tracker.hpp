@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -67,6 +68,7 @@ class SchemaTracker {
   std::vector<SchemaChange> compare(Held& h, const pgoutput::Relation& rel);
 
   std::vector<Held> held_;
+  std::map<std::uint32_t, std::size_t> by_oid_;  // into held_: looked up for every row
   CatalogLookup lookup_;
 };
 
