@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # How the pipe copes with huge transactions. Starts throwaway PostgreSQL 15 and ClickHouse 18.16
-# on 127.0.0.1, runs `clickpipe run` (release build) over two tables, then commits
+# on 127.0.0.1, runs `clickpipe run` (release build) over two tables, then, with the pipe paused,
+# commits
 #   A: one UPDATE of every row of bt_update (N_UPDATE rows)
 #   B: one INSERT of N_INSERT rows of ~1000 bytes into bt_insert
-# and for each prints the time from its commit until the pipe's confirmed LSN passes it, the
-# pipe's peak RSS (target 512 MiB), and pg_recvlogical decoding the same changes to /dev/null as
-# the baseline. Exits non-zero if ClickHouse does not end up equal to PostgreSQL.
+# and after each lets both consumers read it from the WAL: the pipe (resumed) and pg_recvlogical
+# decoding the same changes to /dev/null, the baseline; A runs pg_recvlogical first, B the pipe.
+# Both clocks start when the consumer is started (`clickpipe resume`, pg_recvlogical launched) and
+# stop on the same condition: pg_replication_slots shows the consumer's slot confirmed up to the
+# WAL insert position read right after the commit (polled every 0.1 s). Also prints the pipe's
+# peak RSS meanwhile (target 512 MiB). Exits non-zero if ClickHouse does not end up equal to
+# PostgreSQL.
 #
 #   bench/big_transaction.sh [N_UPDATE=3000000] [N_INSERT=2000000]
 #
@@ -46,12 +51,12 @@ PIPE_LOG="$WORK/clickpipe.log"
 RSS_LOG="$WORK/rss.log"
 CP_PID=
 SAMPLER_PID=
-SENT_PID=
+RECV_PID=
 
 cleanup() {
   local rc=$? i
   set +e
-  for i in $SAMPLER_PID $SENT_PID; do kill "$i" 2>/dev/null; wait "$i" 2>/dev/null; done
+  for i in $SAMPLER_PID $RECV_PID; do kill "$i" 2>/dev/null; wait "$i" 2>/dev/null; done
   if [ -n "$CP_PID" ] && kill -0 "$CP_PID" 2>/dev/null; then
     kill -TERM "$CP_PID"
     # A graceful stop saves the pipe; it may be in the middle of a big batch, so allow a while.
@@ -126,16 +131,30 @@ wait_until() {
   done
 }
 is_running() { [ "$(pipe_status | jq -r .state)" = Running ]; }
-confirmed_at_least() {  # LSN_NUMBER
+is_paused() { [ "$(pipe_status | jq -r .state)" = Paused ]; }
+# The stop condition of both clocks: the server shows SLOT confirmed up to LSN_NUMBER.
+slot_confirmed_at_least() {  # SLOT LSN_NUMBER
   local c
-  c=$(pipe_status | jq -r '.confirmed // empty')
-  [ -n "$c" ] && [ "$(lsn_num "$c")" -ge "$1" ]
+  c=$(pg -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$1'")
+  [ -n "$c" ] && [ "$(lsn_num "$c")" -ge "$2" ]
+}
+# As slot_confirmed_at_least, but ends the script when the baseline's process ended short of it.
+recv_confirmed_at_least() {  # LSN_NUMBER
+  slot_confirmed_at_least bt_recv "$1" && return 0
+  kill -0 "$RECV_PID" 2>/dev/null && return 1
+  sleep 1  # its last feedback may arrive just after it exits
+  slot_confirmed_at_least bt_recv "$1" && return 0
+  echo "error: pg_recvlogical ended with slot bt_recv short of the commit" >&2
+  exit 1
 }
 
 pg_start
 ch_start
 PSQL_ARGS=(-X -q -At -v ON_ERROR_STOP=1 -h "$CLICKPIPE_PG_HOST" -p "$CLICKPIPE_PG_PORT"
   -U "$CLICKPIPE_PG_USER" -d "$CLICKPIPE_PG_DATABASE")
+echo "==> PostgreSQL settings: $(pg -c "SELECT string_agg(n || '=' || current_setting(n), ', ')
+  FROM unnest(ARRAY['fsync', 'synchronous_commit', 'full_page_writes', 'wal_level',
+    'shared_buffers', 'max_wal_size', 'logical_decoding_work_mem', 'autovacuum']) AS n")"
 
 echo "==> PostgreSQL: bt_update with $N_UPDATE rows, bt_insert empty"
 pg <<SQL
@@ -183,6 +202,11 @@ echo "    Running after $(secs "$load_start" "$load_end") s (initial load of $N_
 
 # The baseline's slot, created before the transactions so that it decodes the same changes.
 pg -c "SELECT pg_create_logical_replication_slot('bt_recv', 'pgoutput')" >/dev/null
+SLOT="clickpipe_$PIPE_ID"  # slot_name() in src/pg_to_clickhouse/executors.cpp
+conninfo="host=$CLICKPIPE_PG_HOST port=$CLICKPIPE_PG_PORT dbname=$CLICKPIPE_PG_DATABASE"
+# The session settings clickpipe pins (postgres::pinned_options()), so that the walsender prints
+# values for pg_recvlogical as it does for the pipe.
+PINNED_OPTIONS="-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=3 -c lc_monetary=C"
 
 # run_txn SQL: runs SQL as one transaction; sets TXN_START, TXN_COMMIT (times), TXN_LSN.
 # The LSN is the WAL insert position right after COMMIT in the same session: the end of the
@@ -203,59 +227,58 @@ SQL
   echo "    committed at LSN $TXN_LSN after $(secs "$TXN_START" "$TXN_COMMIT") s"
 }
 
-# measure NAME ROWS SQL: the transaction, then the wait for the pipe; sets <NAME>_* figures.
-measure() {
-  local name=$1 rows=$2 reached
-  echo "==> transaction $name: $rows rows"
-  run_txn "$3"
-  wait_until "confirmed LSN $TXN_LSN" confirmed_at_least "$(lsn_num "$TXN_LSN")"
+# run_pipe NAME: resumes the pipe and waits for its slot; sets <NAME>_PIPE_S and the RSS figures.
+run_pipe() {
+  local name=$1 start reached
+  start=$(now)
+  "$CLICKPIPE" resume --store "$STORE" --id "$PIPE_ID" >/dev/null
+  wait_until "slot $SLOT confirmed to $TXN_LSN" slot_confirmed_at_least "$SLOT" "$(lsn_num "$TXN_LSN")"
   reached=$(now)
-  printf -v "${name}_LSN" %s "$TXN_LSN"
-  printf -v "${name}_TXN_S" %s "$(secs "$TXN_START" "$TXN_COMMIT")"
-  printf -v "${name}_PIPE_S" %s "$(secs "$TXN_COMMIT" "$reached")"
-  printf -v "${name}_RSS_BEFORE" %s "$(rss_at_mib "$TXN_START")"
-  printf -v "${name}_RSS_PEAK" %s "$(rss_peak_mib "$TXN_START" "$reached")"
-  echo "    pipe confirmed it $(secs "$TXN_COMMIT" "$reached") s after the commit"
+  printf -v "${name}_PIPE_S" %s "$(secs "$start" "$reached")"
+  printf -v "${name}_RSS_BEFORE" %s "$(rss_at_mib "$start")"
+  printf -v "${name}_RSS_PEAK" %s "$(rss_peak_mib "$start" "$reached")"
+  echo "    pipe: $(secs "$start" "$reached") s from resume to its slot confirmed"
 }
 
-measure A "$N_UPDATE" "UPDATE bt_update SET v = v + 1"
+# run_recv NAME: pg_recvlogical up to the commit; sets <NAME>_RECV_S.
+run_recv() {
+  local name=$1 start reached rc=0
+  start=$(now)
+  PGPASSWORD="$CLICKPIPE_PG_PASSWORD" PGOPTIONS="$PINNED_OPTIONS" "$PG_BIN/pg_recvlogical" -d "$conninfo user=$CLICKPIPE_PG_USER" \
+    --slot bt_recv --start -o proto_version=1 -o "publication_names=$PUBLICATION" \
+    --endpos "$TXN_LSN" -f /dev/null &
+  RECV_PID=$!
+  wait_until "slot bt_recv confirmed to $TXN_LSN" recv_confirmed_at_least "$(lsn_num "$TXN_LSN")"
+  reached=$(now)
+  wait "$RECV_PID" || rc=$?
+  RECV_PID=
+  [ "$rc" -eq 0 ] || { echo "error: pg_recvlogical exited with $rc" >&2; exit 1; }
+  printf -v "${name}_RECV_S" %s "$(secs "$start" "$reached")"
+  echo "    pg_recvlogical: $(secs "$start" "$reached") s from its start to its slot confirmed"
+}
+
+# measure NAME ROWS ORDER SQL: pauses the pipe, commits SQL, then runs both consumers in ORDER
+# ("recv pipe" or "pipe recv"); sets <NAME>_* figures.
+measure() {
+  local name=$1 rows=$2 order=$3 who
+  echo "==> transaction $name: $rows rows, committed with the pipe paused; then $order"
+  "$CLICKPIPE" pause --store "$STORE" --id "$PIPE_ID" >/dev/null
+  wait_until "state Paused" is_paused
+  run_txn "$4"
+  printf -v "${name}_TXN_S" %s "$(secs "$TXN_START" "$TXN_COMMIT")"
+  for who in $order; do "run_$who" "$name"; done
+}
+
+measure A "$N_UPDATE" "recv pipe" "UPDATE bt_update SET v = v + 1"
 # 1000 hex digits per row that do not compress: the row's own sha512, then 436 bytes of a 1 MiB
 # random block from a row-dependent offset (32 md5s per row took twice as long to insert).
-measure B "$N_INSERT" "INSERT INTO bt_insert
+measure B "$N_INSERT" "pipe recv" "INSERT INTO bt_insert
   SELECT g, encode(sha512(g::text::bytea)
                    || substr(r.bytes, ((g::bigint * 7919) % 1000000)::int + 1, 436), 'hex')
   FROM (SELECT string_agg(sha512(i::text::bytea), ''::bytea) AS bytes
         FROM generate_series(1, 16384) i) r, generate_series(1, $N_INSERT) g"
 
 VMHWM_MIB=$(( $(rss_kib VmHWM) / 1024 ))
-
-echo "==> pg_recvlogical from slot bt_recv to $B_LSN (the end of B)"
-# The walsender's sent_lsn passes A's end once A has been decoded and sent: sampled every 0.1 s
-# it splits the one run into A and B.
-SENT_LOG="$WORK/sent.log"
-PGPASSWORD="$CLICKPIPE_PG_PASSWORD" psql "${PSQL_ARGS[@]}" >"$SENT_LOG" 2>/dev/null <<'SQL' &
-SELECT r.sent_lsn || ' ' || extract(epoch FROM clock_timestamp())
-FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
-WHERE s.slot_name = 'bt_recv' \watch 0.1
-SQL
-SENT_PID=$!
-recv_start=$(now)
-conninfo="host=$CLICKPIPE_PG_HOST port=$CLICKPIPE_PG_PORT dbname=$CLICKPIPE_PG_DATABASE"
-PGPASSWORD="$CLICKPIPE_PG_PASSWORD" "$PG_BIN/pg_recvlogical" -d "$conninfo user=$CLICKPIPE_PG_USER" \
-  --slot bt_recv --start -o proto_version=1 -o "publication_names=$PUBLICATION" \
-  --endpos "$B_LSN" -f /dev/null
-recv_end=$(now)
-kill "$SENT_PID"
-wait "$SENT_PID" 2>/dev/null || true
-SENT_PID=
-A_NUM=$(lsn_num "$A_LSN")
-recv_a=$(while read -r lsn t; do
-  [ -n "$t" ] && [ "$(lsn_num "$lsn")" -ge "$A_NUM" ] && { echo "$t"; break; }
-done <"$SENT_LOG")
-[ -n "$recv_a" ] || recv_a=$recv_end  # A and B went out between two samples
-A_RECV_S=$(secs "$recv_start" "$recv_a")
-B_RECV_S=$(secs "$recv_a" "$recv_end")
-echo "    $(secs "$recv_start" "$recv_end") s ($A_RECV_S s to the end of A)"
 
 echo "==> ClickHouse FINAL vs PostgreSQL"
 ch_count=$(ch "SELECT count() FROM bt_insert FINAL WHERE _is_deleted = 0")
@@ -271,8 +294,8 @@ ratio() { awk -v p="$1" -v r="$2" 'BEGIN { printf "%.2f", (p > 0 ? r / p : 0) }'
 verdict() { [ "$1" -le "$TARGET_MIB" ] && echo "within $TARGET_MIB MiB" || echo "OVER $TARGET_MIB MiB"; }
 echo
 echo "==> big transactions: A = UPDATE of $N_UPDATE rows, B = INSERT of $N_INSERT rows of 1000 bytes"
-printf '%-2s %9s %10s %22s %22s %6s  %s\n' "" rows "txn" "pipe: commit->confirmed" \
-  "pg_recvlogical" "ratio" "pipe RSS, BEGIN -> peak until confirmed"
+printf '%-2s %9s %10s %22s %22s %6s  %s\n' "" rows "txn" "pipe: resume->confirmed" \
+  "pg_recvlogical" "ratio" "pipe RSS, resume -> peak until confirmed"
 for t in A B; do
   if [ "$t" = A ]; then rows=$N_UPDATE; else rows=$N_INSERT; fi
   txn=${t}_TXN_S pipe=${t}_PIPE_S recv=${t}_RECV_S before=${t}_RSS_BEFORE peak=${t}_RSS_PEAK
@@ -281,9 +304,11 @@ for t in A B; do
     "$(ratio "${!pipe}" "${!recv}")" "${!before}" "${!peak}" "$(verdict "${!peak}")"
 done
 echo "pipe VmHWM over the whole run, initial load included: $VMHWM_MIB MiB ($(verdict "$VMHWM_MIB"))"
-echo "ratio: the pipe's rows/s over pg_recvlogical's (above 1: the pipe is faster). RSS sampled"
-echo "every 0.2 s. The pipe's walsender reads the WAL while the transaction runs; pg_recvlogical"
-echo "reads all of it afterwards."
+echo "ratio: the pipe's rows/s over pg_recvlogical's (above 1: the pipe is faster). Both read the"
+echo "committed transaction from the WAL; each clock runs from the consumer's start until"
+echo "pg_replication_slots shows its slot confirmed up to the WAL insert position after the commit"
+echo "(polled every 0.1 s); the pipe's includes the control channel's pickup (up to 0.2 s)."
+echo "A ran pg_recvlogical first, B the pipe first. RSS sampled every 0.2 s."
 if [ "$ok" = 1 ]; then
   echo "ClickHouse matches PostgreSQL"
 else

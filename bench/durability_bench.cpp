@@ -4,6 +4,8 @@
 //   2. the cost of a checkpoint per CDC batch: changes/s with no store, a MemoryStore and a
 //      FileStore (fsync of file and directory per batch)
 //   3. first vs second pipe's Provisioning on one service
+// 1 and 2 run kRounds rounds with the variants' order reversed every other round; medians
+// printed. The stores write under the system's temporary directory (TMPDIR).
 //
 //   clickpipe_bench_durability [--quick]
 #include <spdlog/sinks/null_sink.h>
@@ -21,6 +23,8 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "common.hpp"
 
@@ -34,6 +38,38 @@ using bench::quiet;
 
 namespace {
 
+constexpr int kRounds = 3;
+
+// Reading and parsing the records alone, as a restart must at least do. Returns seconds.
+double read_records(const fs::path& dir) {
+  const auto t0 = Steady::now();
+  { FileStore::open(dir.string())->load_all(); }
+  return since(t0);
+}
+
+// A service over the saved pipes, until every one streams again. Returns {open, streaming}
+// seconds.
+std::pair<double, double> restart_service(const fs::path& dir, int pipes) {
+  testing::MemoryWorld w;
+  // CDC that only waits, shared by all: restored pipes cost only the runtime.
+  auto idle = std::make_shared<testing::IdleCdcStreamer>();
+  ServiceOptions o;
+  o.logger = quiet();
+  o.executors = [&](const std::string& id, Mode) {
+    Executors ex = w.executors(id);
+    ex.cdc = idle;
+    return ex;
+  };
+  const auto t0 = Steady::now();
+  o.store = FileStore::open(dir.string());
+  PipeService service(o);
+  const double opened_s = since(t0);
+  while (idle->starts() < pipes) std::this_thread::sleep_for(1ms);
+  const double streaming_s = since(t0);
+  service.shutdown();
+  return {opened_s, streaming_s};
+}
+
 void restart(int pipes) {
   const fs::path dir =
       fs::temp_directory_path() / ("clickpipe-bench-" + std::to_string(::getpid()));
@@ -45,38 +81,31 @@ void restart(int pipes) {
     r.tables = {TableRef{"public", "t"}};
     r.definitions = {bench::two_column_table("t")};
     r.settings.sync_interval = 1000ms;
-    r.lifecycle = Lifecycle::restore(State::Running, Context{});
+    r.lifecycle = Lifecycle::restore(State::Running, LifecycleContext{});
     r.confirmed = Lsn{1};
     std::ofstream(dir / (r.id + ".json")) << encode_record(r, 1);
   }
-  auto t0 = Steady::now();
-  { FileStore::open(dir.string())->load_all(); }
-  const double read_s = since(t0);
-
-  testing::MemoryWorld w;
-  // CDC that only waits, shared by all: restored pipes cost only the runtime.
-  auto idle = std::make_shared<testing::IdleCdcStreamer>();
-  PipeService::Options o;
-  o.logger = quiet();
-  o.executors = [&](const std::string& id, Mode) {
-    Executors ex = w.executors(id);
-    ex.cdc = idle;
-    return ex;
-  };
-  t0 = Steady::now();
-  o.store = FileStore::open(dir.string());
-  PipeService service(o);
-  const double opened_s = since(t0);
-  while (idle->starts() < pipes) std::this_thread::sleep_for(1ms);
-  const double streaming_s = since(t0);
-  service.shutdown();
+  std::vector<double> read_s, opened_s, streaming_s;
+  for (int round = 0; round < kRounds; ++round) {
+    for (std::size_t v : bench::round_order(2, round)) {
+      if (v == 0) read_s.push_back(read_records(dir));
+      if (v == 1) {
+        const auto [opened, streaming] = restart_service(dir, pipes);
+        opened_s.push_back(opened);
+        streaming_s.push_back(streaming);
+      }
+    }
+  }
   fs::remove_all(dir);
-  fmt::print("1. restart with {} saved Running pipes\n", pipes);
+  const double read = bench::median(read_s), streaming = bench::median(streaming_s);
+  fmt::print(
+      "1. restart with {} saved Running pipes (median of {} rounds, order swapped each round)\n",
+      pipes, kRounds);
   fmt::print(
       "   service open (load, restore, start) {:.3f} s; every pipe streaming again {:.3f} s\n",
-      opened_s, streaming_s);
+      bench::median(opened_s), streaming);
   fmt::print("   baseline: reading and parsing the records alone {:.3f} s (ratio {:.1f}x)\n\n",
-             read_s, streaming_s / read_s);
+             read, streaming / read);
 }
 
 double cdc_rate(const char* kind, long changes) {
@@ -113,14 +142,25 @@ double cdc_rate(const char* kind, long changes) {
 }
 
 void checkpoint_cost(long changes) {
-  const double none = cdc_rate("none", changes);
-  const double memory = cdc_rate("memory", changes);
-  const double file = cdc_rate("file", changes);
-  fmt::print("2. CDC of {} single-row transactions, a checkpoint per batch of 1,000\n", changes);
+  const char* kinds[] = {"none", "memory", "file"};
+  std::vector<double> rates[3];
+  for (int round = 0; round < kRounds; ++round) {
+    for (std::size_t v : bench::round_order(3, round))
+      rates[v].push_back(cdc_rate(kinds[v], changes));
+  }
+  const double none = bench::median(rates[0]);
+  const double memory = bench::median(rates[1]);
+  const double file = bench::median(rates[2]);
+  fmt::print(
+      "2. CDC of {} single-row transactions, a checkpoint per batch of 1,000 (median of {} "
+      "rounds, order reversed every other round)\n",
+      changes, kRounds);
   fmt::print("   no store {:.0f} changes/s (baseline)\n", none);
   fmt::print("   MemoryStore {:.0f} changes/s (ratio {:.2f})\n", memory, memory / none);
-  fmt::print("   FileStore {:.0f} changes/s (ratio {:.2f}; {:.2f} ms per checkpoint)\n\n", file,
-             file / none, 1000.0 * (1000.0 / file - 1000.0 / none));
+  fmt::print(
+      "   FileStore {:.0f} changes/s (ratio {:.2f}; {:.2f} ms per checkpoint), under {}{}\n\n",
+      file, file / none, 1000.0 * (1000.0 / file - 1000.0 / none),
+      fs::temp_directory_path().string(), bench::tmpfs_warning(fs::temp_directory_path().string()));
 }
 
 void provisioning() {

@@ -36,7 +36,7 @@ double elapsed() {
 
 struct PrintingListener : clickpipe::TransitionListener {
   void on_transition(const clickpipe::TransitionEvent& e) override {
-    if (e.transition.kind == clickpipe::Kind::Internal) return;
+    if (e.transition.kind == clickpipe::TransitionKind::Internal) return;
     fmt::print("[{:7.3f}s] {}\n", elapsed(), e.transition);
   }
   void on_retry(const std::string&, const clickpipe::RetryStatus& r) override {

@@ -5,7 +5,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
-#include <clickpipe/clickhouse/schema.hpp>
+#include <clickpipe/clickhouse/quote.hpp>
 #include <clickpipe/clickpipe.hpp>
 #include <clickpipe/json.hpp>
 #include <clickpipe/pg_to_clickhouse/executors.hpp>
@@ -32,7 +32,8 @@ double elapsed() {
 
 struct Printer : TransitionListener {
   void on_transition(const TransitionEvent& e) override {
-    if (e.transition.kind == Kind::External) fmt::print("[{:7.3f}s] {}\n", elapsed(), e.transition);
+    if (e.transition.kind == TransitionKind::External)
+      fmt::print("[{:7.3f}s] {}\n", elapsed(), e.transition);
     if (!e.error.empty()) fmt::print("           error: {}\n", e.error);
   }
   void on_retry(const std::string&, const RetryStatus& r) override {
@@ -87,13 +88,38 @@ void show_progress(const Pipe& pipe) {
   }
 }
 
+// The servers ./scripts/demo.sh starts, as it exports them: everything a Config needs. A service
+// would read these from its own configuration.
+pg_to_clickhouse::Config demo_config() {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) throw InvalidField(name, "environment variable is not set");
+    return std::string(v);
+  };
+  pg_to_clickhouse::Config c;
+  c.pipe_id = "demo";  // the slot and the publication are clickpipe_demo
+  c.source.host = env("CLICKPIPE_PG_HOST");
+  c.source.port = env("CLICKPIPE_PG_PORT");
+  c.source.dbname = env("CLICKPIPE_PG_DATABASE");
+  c.source.user = env("CLICKPIPE_PG_USER");
+  c.source.password = env("CLICKPIPE_PG_PASSWORD");
+  if (const char* url = std::getenv("CLICKPIPE_CH_URL"); url && *url) {
+    c.destination.url = url;  // chdb://DIR (--chdb): ClickHouse in this process, no credentials
+  } else {
+    c.destination.url = "http://" + env("CLICKPIPE_CH_HOST") + ":" + env("CLICKPIPE_CH_PORT");
+    c.destination.user = env("CLICKPIPE_CH_USER");
+    c.destination.password = env("CLICKPIPE_CH_PASSWORD");
+  }
+  return c;
+}
+
 }  // namespace
 
 int main() {
   spdlog::set_level(spdlog::level::off);
   pg_to_clickhouse::Config cfg;
   try {
-    cfg = pg_to_clickhouse::config_from_environment("demo");
+    cfg = demo_config();
   } catch (const InvalidField& e) {
     fmt::print(stderr, "{}: run ./scripts/demo.sh\n", e.what());
     return 2;

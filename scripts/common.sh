@@ -7,7 +7,7 @@ export CLICKPIPE_ROOT
 # Debian packages the build and tests need.
 CLICKPIPE_PACKAGES=(
   cmake ninja-build g++ pkg-config git
-  libfmt-dev libspdlog-dev nlohmann-json3-dev
+  libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev postgresql-15 postgresql-client-15
   libcurl4-openssl-dev clickhouse-server clickhouse-client curl procps locales
@@ -85,12 +85,13 @@ ensure_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# configure_and_build PRESET: configure (once) and build with the CMake preset.
+# configure_and_build PRESET [-DVAR=VALUE...]: configure and build with the CMake preset.
 configure_and_build() {
   local preset="$1"
+  shift
   cd "$CLICKPIPE_ROOT"
   echo "==> configure ($preset)"
-  cmake --preset "$preset" >/dev/null
+  cmake --preset "$preset" "$@" >/dev/null
   echo "==> build ($preset)"
   cmake --build --preset "$preset" -- -j"$(nproc)"
 }

@@ -13,7 +13,7 @@ source "$CLICKPIPE_ROOT/scripts/ch.sh"
 ensure_packages "${CLICKPIPE_PACKAGES[@]}"
 cd "$CLICKPIPE_ROOT"
 
-configure_and_build dev
+configure_and_build dev -DCLICKPIPE_WERROR=ON
 CHDB_DIR=
 trap 'pg_stop; ch_stop; [ -z "$CHDB_DIR" ] || rm -rf "$CHDB_DIR"' EXIT
 pg_start
@@ -21,12 +21,12 @@ ch_start
 echo "==> test (dev: ASan + UBSan; ClickHouse 18.16 over HTTP)"
 ctest --preset dev -j"$(nproc)"
 
-configure_and_build tsan
+configure_and_build tsan -DCLICKPIPE_WERROR=ON
 echo "==> test (tsan: runtime under ThreadSanitizer)"
 ctest --preset tsan -L runtime -j"$(nproc)"
 
 ensure_chdb
-configure_and_build release
+configure_and_build release -DCLICKPIPE_WERROR=ON
 CHDB_DIR=$(mktemp -d /tmp/clickpipe-chdb.XXXXXX)
 echo "==> test (release: destination and end-to-end on ClickHouse 26.7 embedded in $CHDB_DIR)"
 # One directory, one process at a time: an embedded ClickHouse locks its directory. The process

@@ -3,7 +3,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "clickpipe/executors/context.hpp"
+#include "clickpipe/error.hpp"
 
 namespace clickpipe {
 namespace {
@@ -31,11 +31,6 @@ bool sleep_unless_stopped(std::chrono::nanoseconds d, std::stop_token stop) {
 std::shared_ptr<Clock> system_clock() {
   static const std::shared_ptr<Clock> clock = std::make_shared<SystemClock>();
   return clock;
-}
-
-ProgressSink& null_progress() noexcept {
-  static ProgressSink sink;
-  return sink;
 }
 
 }  // namespace clickpipe

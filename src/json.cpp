@@ -63,8 +63,8 @@ std::optional<RejectReason> parse_reject_reason(std::string_view s) {
   return std::nullopt;
 }
 
-Context context_from(const json& j, const std::string& parent) {
-  Context c;
+LifecycleContext context_from(const json& j, const std::string& parent) {
+  LifecycleContext c;
   c.mode =
       parse_enum<Mode>(require(j, parent, "mode"), field_path(parent, "mode"), parse_mode, "mode");
   const json& failed = require(j, parent, "failed_in");
@@ -111,7 +111,7 @@ void from_json(const json& j, RejectReason& r) {
   r = parse_enum<RejectReason>(j, "reason", parse_reject_reason, "reason");
 }
 
-void to_json(json& j, const Context& c) {
+void to_json(json& j, const LifecycleContext& c) {
   j = json{{"mode", c.mode},
            {"failed_in", c.failed_in == State::Unknown ? json(nullptr) : json(c.failed_in)},
            {"pause_for", c.pause_for},
@@ -119,7 +119,7 @@ void to_json(json& j, const Context& c) {
            {"adding_tables", c.adding_tables},
            {"back_to_paused", c.back_to_paused}};
 }
-void from_json(const json& j, Context& c) { c = context_from(j, ""); }
+void from_json(const json& j, LifecycleContext& c) { c = context_from(j, ""); }
 
 void to_json(json& j, const Lifecycle& l) {
   j = json{{"state", l.state()}, {"context", l.context()}};
@@ -133,14 +133,15 @@ void to_json(json& j, const Transition& t) {
   j = json{{"from", t.from},
            {"trigger", t.trigger},
            {"to", t.to},
-           {"internal", t.kind == Kind::Internal},
+           {"internal", t.kind == TransitionKind::Internal},
            {"row", t.row}};
 }
 void from_json(const json& j, Transition& t) {
   t.from = parse_state(require_string(require(j, "", "from"), "from"));
   t.trigger = parse_enum<Trigger>(require(j, "", "trigger"), "trigger", parse_trigger, "trigger");
   t.to = parse_state(require_string(require(j, "", "to"), "to"));
-  t.kind = require_bool(require(j, "", "internal"), "internal") ? Kind::Internal : Kind::External;
+  t.kind = require_bool(require(j, "", "internal"), "internal") ? TransitionKind::Internal
+                                                                : TransitionKind::External;
   t.row = require_row(require(j, "", "row"), "row");
 }
 
@@ -421,15 +422,24 @@ void to_json(json& j, const PipeStatus& s) {
            {"schema_changes", schema}};
 }
 
+std::string service_status_json(const std::vector<PipeStatus>& pipes,
+                                const std::vector<BrokenRecord>& broken) {
+  json pipes_json = json::array();
+  for (const auto& s : pipes) pipes_json.push_back(s);
+  json broken_json = json::array();
+  for (const auto& b : broken) broken_json.push_back({{"name", b.name}, {"reason", b.reason}});
+  return json{{"pipes", pipes_json}, {"broken", broken_json}}.dump(2);
+}
+
 json transition_table_json() {
   json rows = json::array();
-  for (const Row& r : kTransitions) {
+  for (const TransitionRow& r : kTransitions) {
     rows.push_back(json{{"from", r.from},
                         {"trigger", r.trigger},
                         {"guard", describe(r.guard)},
                         {"to", r.to},
                         {"effect", std::string(to_string(r.effect))},
-                        {"internal", r.kind == Kind::Internal}});
+                        {"internal", r.kind == TransitionKind::Internal}});
   }
   return rows;
 }

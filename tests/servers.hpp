@@ -1,14 +1,18 @@
-// Where the test servers are: ./scripts/test.sh starts PostgreSQL and ClickHouse on 127.0.0.1
-// and exports CLICKPIPE_PG_* and CLICKPIPE_CH_*. A missing variable fails the test: tests that
-// need a server never skip.
+// Where the servers are, for the tests and the benchmarks (header-only, no test framework):
+// ./scripts/test.sh and the bench/*.sh scripts start PostgreSQL and ClickHouse on 127.0.0.1 and
+// export CLICKPIPE_PG_{HOST,PORT,DATABASE,USER,PASSWORD} and
+// CLICKPIPE_CH_{HOST,PORT,USER,PASSWORD}, and CLICKPIPE_CH_URL=chdb://DIR when the destination is
+// ClickHouse embedded. A variable that is not set throws InvalidField naming it: a test that needs
+// a server fails, never skips, and a benchmark stops.
 #pragma once
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include "clickpipe/clickhouse/client.hpp"
+#include "clickpipe/error.hpp"
+#include "clickpipe/pg_to_clickhouse/executors.hpp"
 #include "clickpipe/postgres/connection.hpp"
 
 namespace clickpipe::test {
@@ -16,8 +20,9 @@ namespace clickpipe::test {
 inline std::string server_env(const char* name) {
   const char* v = std::getenv(name);
   if (!v || !*v) {
-    ADD_FAILURE() << name << " is not set: run the tests through ./scripts/test.sh";
-    return {};
+    throw InvalidField(name,
+                       "environment variable is not set (./scripts/test.sh and the "
+                       "bench/*.sh scripts set it)");
   }
   return v;
 }
@@ -41,18 +46,29 @@ inline clickhouse::ClientSettings http_clickhouse_settings() {
   return s;
 }
 
-// The destination under test: 18.16 over HTTP, or, when CLICKPIPE_CH_URL is chdb://DIR,
-// ClickHouse 26 embedded (the release run of ./scripts/test.sh).
+// The destination under test: CLICKPIPE_CH_URL when set (chdb://DIR: ClickHouse 26 embedded, no
+// credentials; the release run of ./scripts/test.sh), else 18.16 over HTTP.
 inline clickhouse::ClientSettings clickhouse_settings() {
   const char* url = std::getenv("CLICKPIPE_CH_URL");
-  if (url && std::string(url).rfind("chdb://", 0) == 0) {
-    clickhouse::ClientSettings s;
-    s.url = url;
-    return s;
+  if (!url || !*url) return http_clickhouse_settings();
+  clickhouse::ClientSettings s;
+  s.url = url;
+  if (!std::string_view(url).starts_with("chdb://")) {
+    s.user = server_env("CLICKPIPE_CH_USER");
+    s.password = server_env("CLICKPIPE_CH_PASSWORD");
   }
-  return http_clickhouse_settings();
+  return s;
 }
 
-inline bool embedded_clickhouse() { return clickhouse_settings().url.rfind("chdb://", 0) == 0; }
+inline bool embedded_clickhouse() { return clickhouse_settings().url.starts_with("chdb://"); }
+
+// The reference executors' config for these servers.
+inline pg_to_clickhouse::Config config_from_environment(const std::string& pipe_id) {
+  pg_to_clickhouse::Config c;
+  c.source = postgres_settings();
+  c.destination = clickhouse_settings();
+  c.pipe_id = pipe_id;
+  return c;
+}
 
 }  // namespace clickpipe::test

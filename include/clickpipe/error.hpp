@@ -36,4 +36,11 @@ class InvalidField : public FatalError {
   std::string field_;
 };
 
+// Thrown by work that stops because its stop token was requested (ExecContext::throw_if_stopped,
+// the PostgreSQL source, the runtime's waits). Not a failure: the work simply ended.
+class Cancelled : public Error {
+ public:
+  Cancelled() : Error("cancelled") {}
+};
+
 }  // namespace clickpipe

@@ -39,7 +39,7 @@ template <>
 struct fmt::formatter<clickpipe::Transition> : fmt::formatter<std::string_view> {
   template <class FormatContext>
   auto format(const clickpipe::Transition& t, FormatContext& ctx) const {
-    std::string text = t.kind == clickpipe::Kind::Internal
+    std::string text = t.kind == clickpipe::TransitionKind::Internal
                            ? fmt::format("{} -[{}]- (stays)", t.from, t.trigger)
                            : fmt::format("{} -[{}]-> {}", t.from, t.trigger, t.to);
     return fmt::formatter<std::string_view>::format(std::string_view(text), ctx);

@@ -8,6 +8,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <string>
+#include <vector>
+
 #include "clickpipe/lifecycle/lifecycle.hpp"
 #include "clickpipe/lsn.hpp"
 #include "clickpipe/settings.hpp"
@@ -27,8 +30,8 @@ void to_json(nlohmann::json& j, PauseFor p);
 void from_json(const nlohmann::json& j, PauseFor& p);
 void to_json(nlohmann::json& j, RejectReason r);
 void from_json(const nlohmann::json& j, RejectReason& r);
-void to_json(nlohmann::json& j, const Context& c);
-void from_json(const nlohmann::json& j, Context& c);
+void to_json(nlohmann::json& j, const LifecycleContext& c);
+void from_json(const nlohmann::json& j, LifecycleContext& c);
 void to_json(nlohmann::json& j, const Lifecycle& l);
 void from_json(const nlohmann::json& j, Lifecycle& l);
 void to_json(nlohmann::json& j, const Transition& t);
@@ -58,6 +61,11 @@ void to_json(nlohmann::json& j, const Partition& p);
 void from_json(const nlohmann::json& j, Partition& p);
 // Status is written, not read: it is a report.
 void to_json(nlohmann::json& j, const PipeStatus& s);
+
+// A service's status, indented by two: {"pipes": [status, ...], "broken": [{"name", "reason"},
+// ...]}.
+std::string service_status_json(const std::vector<PipeStatus>& pipes,
+                                const std::vector<BrokenRecord>& broken);
 
 // The whole transition table as a JSON array of rows (for tooling and the golden-file test).
 nlohmann::json transition_table_json();

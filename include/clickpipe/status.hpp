@@ -113,4 +113,10 @@ struct PipeStatus {
   static constexpr std::size_t kSchemaLimit = 64;
 };
 
+// A record that could not be read: reported by name, never dropped, never overwritten.
+struct BrokenRecord {
+  std::string name;    // the pipe id where known, else the file name
+  std::string reason;  // "checksum mismatch", "format version 3 is newer than 2", ...
+};
+
 }  // namespace clickpipe

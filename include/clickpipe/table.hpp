@@ -40,7 +40,7 @@ struct TableDefinition {
   // 0 where unknown (records written before it was kept).
   std::uint32_t oid = 0;
   // A partitioned table's leaf partitions, each copied on its own; empty for a plain table.
-  std::vector<TableRef> leaves;
+  std::vector<TableRef> leaves = {};
 
   friend bool operator==(const TableDefinition&, const TableDefinition&) = default;
 };

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "clickpipe/clickhouse/schema.hpp"
+#include "clickpipe/clickhouse/quote.hpp"
 #include "transports.hpp"
 
 namespace clickpipe::clickhouse::detail {

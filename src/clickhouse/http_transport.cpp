@@ -175,6 +175,9 @@ class Http final : public Transport {
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(settings_.timeout.count()));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    // The server closes a connection idle for 3 s (keep_alive_timeout's default); reusing one
+    // close to that races its close, so connections idle longer than 2 s are not reused.
+    curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, 2L);
     if (!settings_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, settings_.verify_peer ? 1L : 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, settings_.verify_peer ? 2L : 0L);
@@ -200,6 +203,12 @@ class Http final : public Transport {
     const std::string msg = what + ": HTTP " + std::to_string(status) + ": " + trimmed(response);
     if (code != 0) throw_error(msg, code);
     if (status >= 500 || status == 429 || status == 408) throw ClickHouseTransientError(msg, 0);
+    // A 400 with no exception and no body is not a refusal of the query: the server could not
+    // read the request (18.16 answers so when a body it reads on a reused connection comes too
+    // late, as on a starved machine), so sending it again is right.
+    if (status == 400 && trimmed(response).empty()) {
+      throw ClickHouseTransientError(msg + "(no body: the request was not read whole)", 0);
+    }
     throw ClickHouseFatalError(msg, 0);
   }
 

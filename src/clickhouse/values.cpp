@@ -2,6 +2,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <tuple>
+
+#include "clickpipe/error.hpp"
 
 namespace clickpipe::clickhouse::detail {
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "clickpipe/clickhouse/schema.hpp"
+#include "clickpipe/clickhouse/layout.hpp"
 
 namespace clickpipe::clickhouse::detail {
 

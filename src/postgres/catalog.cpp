@@ -20,6 +20,23 @@ std::string qualified(const Connection& conn, const TableRef& t) {
   return conn.identifier(t.schema) + "." + conn.identifier(t.name);
 }
 
+std::uint32_t relation_oid(Connection& conn, const TableRef& table) {
+  Result r = conn.exec("SELECT coalesce(to_regclass($1)::oid, 0)", {qualified(conn, table)});
+  std::uint32_t oid = 0;
+  const auto text = r.value(0, 0);
+  std::from_chars(text.data(), text.data() + text.size(), oid);
+  return oid;
+}
+
+std::optional<std::string> relation_name(Connection& conn, std::uint32_t oid) {
+  Result r = conn.exec(
+      "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON "
+      "n.oid = c.relnamespace WHERE c.oid = $1::oid",
+      {std::to_string(oid)});
+  if (r.rows() != 1) return std::nullopt;
+  return std::string(r.value(0, 0));
+}
+
 void preflight(Connection& conn, std::span<const TableRef> tables) {
   std::vector<std::string> problems;
   if (conn.server_version() < 130000) {

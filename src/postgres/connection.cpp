@@ -249,4 +249,6 @@ std::string Connection::literal(std::string_view text) const {
 
 int Connection::server_version() const noexcept { return PQserverVersion(c_); }
 
+void ping(Connection& conn) { conn.exec("SELECT 1"); }
+
 }  // namespace clickpipe::postgres

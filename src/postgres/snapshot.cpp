@@ -6,7 +6,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "clickpipe/executors/context.hpp"
+#include "clickpipe/error.hpp"
 #include "clickpipe/postgres/catalog.hpp"
 
 namespace clickpipe::postgres {
@@ -146,6 +146,11 @@ Values decode_copy_line(std::string_view line, std::size_t expected_columns) {
                      std::to_string(out.size()));
   }
   return out;
+}
+
+std::string export_snapshot(Connection& conn) {
+  conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  return std::string(conn.exec("SELECT pg_export_snapshot()").value(0, 0));
 }
 
 CopyOut::CopyOut(Connection& conn, const TableDefinition& table, const Partition& partition,

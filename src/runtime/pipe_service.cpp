@@ -2,9 +2,6 @@
 
 #include <spdlog/logger.h>
 #include <spdlog/spdlog.h>
-#include <nlohmann/json.hpp>
-
-#include "clickpipe/json.hpp"
 
 namespace clickpipe {
 namespace {
@@ -31,7 +28,7 @@ class Reaper final : public TransitionListener {
 
 }  // namespace
 
-PipeService::PipeService(Options options) : options_(std::move(options)) {
+PipeService::PipeService(ServiceOptions options) : options_(std::move(options)) {
   if (!options_.store) throw InvalidField("store", "a service needs a store");
   if (!options_.executors) throw InvalidField("executors", "a service needs an executor factory");
   if (!options_.logger) options_.logger = spdlog::default_logger()->clone("clickpipe");
@@ -80,7 +77,7 @@ Pipe& PipeService::create(PipeConfig config) {
   reap();
   std::lock_guard lk(mu_);
   if (pipes_.count(config.id)) {
-    throw StoreError("a pipe '" + config.id + "' already exists", true);
+    throw StoreError(StoreErrorCode::AlreadyExists, "a pipe '" + config.id + "' already exists");
   }
   const std::string id = config.id;
   const Mode mode = config.mode;
@@ -120,14 +117,6 @@ std::vector<PipeStatus> PipeService::statuses() {
   std::vector<PipeStatus> out;
   for (const auto& [id, p] : pipes_) out.push_back(p->status());
   return out;
-}
-
-std::string PipeService::status_json() {
-  nlohmann::json pipes = nlohmann::json::array();
-  for (const auto& s : statuses()) pipes.push_back(s);
-  nlohmann::json broken = nlohmann::json::array();
-  for (const auto& b : broken_) broken.push_back({{"name", b.name}, {"reason", b.reason}});
-  return nlohmann::json{{"pipes", pipes}, {"broken", broken}}.dump(2);
 }
 
 void PipeService::reap() {

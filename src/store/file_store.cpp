@@ -1,71 +1,41 @@
 #include "clickpipe/store/file_store.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
-
-#include "clickpipe/store/memory_store.hpp"
+#include <optional>
+#include <vector>
 
 namespace clickpipe {
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
+constexpr const char* kSuffix = ".json";
 
-class PosixFileSystem final : public FileSystem {
- public:
-  int write_file(const std::string& path, std::string_view data) override {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return errno;
-    std::size_t off = 0;
-    while (off < data.size()) {
-      const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        const int err = errno;
-        ::close(fd);
-        return err;
-      }
-      off += static_cast<std::size_t>(n);
-    }
-    return ::close(fd) == 0 ? 0 : errno;
+// What a failed call that changed nothing means for the caller. Only what waiting can heal (space,
+// I/O, resources) is Unavailable; anything else (permissions, a read-only file system, a file
+// where a directory should be, a name too long) would be retried forever, so it is Refused.
+StoreErrorCode code_of(int err) {
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EIO:
+    case EAGAIN:
+    case EINTR:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case EBUSY:
+    case ETIMEDOUT: return StoreErrorCode::Unavailable;
+    case ENOENT: return StoreErrorCode::NotFound;
+    default: return StoreErrorCode::Refused;
   }
-  int fsync_file(const std::string& path) override {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    const int rc = ::fsync(fd) == 0 ? 0 : errno;
-    ::close(fd);
-    return rc;
-  }
-  int rename(const std::string& from, const std::string& to) override {
-    return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
-  }
-  int fsync_dir(const std::string& dir) override {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    const int rc = ::fsync(fd) == 0 ? 0 : errno;
-    ::close(fd);
-    return rc;
-  }
-  int remove(const std::string& path) override {
-    return ::unlink(path.c_str()) == 0 || errno == ENOENT ? 0 : errno;
-  }
-};
+}
 
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream s;
-  s << in.rdbuf();
-  out = s.str();
-  return true;
+[[noreturn]] void fail(int err, const std::string& what) {
+  throw StoreError(code_of(err), what + ": " + std::strerror(err));
 }
 
 // Pipe ids become file names: anything but [A-Za-z0-9_-] and inner dots is %XX-encoded.
@@ -84,87 +54,97 @@ std::string encode_name(const std::string& id) {
   return out;
 }
 
-constexpr const char* kSuffix = ".json";
+bool is_record_name(const std::string& name) {
+  const std::size_t n = std::strlen(kSuffix);
+  return name.size() > n && name.compare(name.size() - n, std::string::npos, kSuffix) == 0;
+}
+
+// GENERATION holds a decimal number (an empty file counts as 0); trailing whitespace is allowed
+// so that a file written by hand still reads.
+std::optional<std::uint64_t> parse_generation(const std::string& text) {
+  const std::size_t end = text.find_last_not_of(" \t\r\n");
+  if (end == std::string::npos)
+    return text.empty() ? std::optional<std::uint64_t>(0) : std::nullopt;
+  std::uint64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + end + 1, value);
+  if (ec != std::errc() || ptr != text.data() + end + 1) return std::nullopt;
+  return value;
+}
+
+// The generation saved in `path`: 0 when there is no such file yet.
+std::uint64_t read_generation(FileSystem& fs, const std::string& path) {
+  std::string text;
+  const int err = fs.read_file(path, text);
+  if (err == ENOENT) return 0;
+  if (err) fail(err, "cannot read " + path);
+  const auto generation = parse_generation(text);
+  if (!generation) throw StoreError(StoreErrorCode::Corrupt, path + " is damaged: '" + text + "'");
+  return *generation;
+}
 
 }  // namespace
 
-std::shared_ptr<FileSystem> posix_file_system() {
-  static const auto fs = std::make_shared<PosixFileSystem>();
-  return fs;
-}
-
 std::unique_ptr<FileStore> FileStore::open(const std::string& dir, std::shared_ptr<FileSystem> fs) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    throw StoreError("cannot create store directory " + dir + ": " + errno_text(errno), true);
-  }
+  if (int err = fs->create_dir(dir)) fail(err, "cannot create store directory " + dir);
   const std::string lock_path = dir + "/LOCK";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw StoreError("cannot open " + lock_path + ": " + errno_text(errno), true);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  std::unique_ptr<FileLock> lock;
+  if (int err = fs->lock(lock_path, lock)) {
+    if (err != EWOULDBLOCK && err != EAGAIN) fail(err, "cannot lock " + lock_path);
     std::string holder;
-    read_file(lock_path, holder);
-    ::close(fd);
-    throw StoreError("store " + dir + " is in use by another process (pid " +
-                         (holder.empty() ? std::string("unknown") : holder) + ")",
-                     true);
-  }
-  const std::string pid = std::to_string(::getpid());
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
-    // The pid is only for the error message of a second process; the lock is what counts.
+    if (fs->read_file(lock_path, holder) != 0 || holder.empty()) holder = "unknown";
+    throw StoreError(StoreErrorCode::Locked,
+                     "store " + dir + " is in use by another process (pid " + holder + ")");
   }
 
   // A new generation for this writer, saved durably before any record is written with it.
-  std::string text;
-  std::uint64_t generation = 0;
-  if (read_file(dir + "/GENERATION", text) && !text.empty()) {
-    try {
-      generation = std::stoull(text);
-    } catch (const std::exception&) {
-      ::close(fd);
-      throw StoreError(dir + "/GENERATION is damaged: '" + text + "'", true);
-    }
+  const std::string path = dir + "/GENERATION";
+  const std::uint64_t generation = read_generation(*fs, path) + 1;
+  const std::string tmp = path + ".tmp";
+  const std::string doing = "recording generation " + std::to_string(generation) + " in " + dir;
+  if (int err = fs->write_file(tmp, std::to_string(generation))) {
+    fs->remove(tmp);
+    fail(err, doing + ": cannot write " + tmp);
   }
-  ++generation;
-  const std::string tmp = dir + "/GENERATION.tmp";
-  int err = fs->write_file(tmp, std::to_string(generation));
-  if (!err) err = fs->fsync_file(tmp);
-  if (!err) err = fs->rename(tmp, dir + "/GENERATION");
-  if (!err) err = fs->fsync_dir(dir);
-  if (err) {
-    ::close(fd);
-    throw StoreError("cannot record a new generation in " + dir + ": " + errno_text(err), true);
+  if (int err = fs->fsync_file(tmp)) {
+    fs->remove(tmp);
+    fail(err, doing + ": cannot fsync " + tmp);
   }
-  return std::unique_ptr<FileStore>(new FileStore(dir, std::move(fs), fd, generation));
+  if (int err = fs->rename(tmp, path)) {
+    fs->remove(tmp);
+    fail(err, doing + ": cannot rename " + tmp + " to " + path);
+  }
+  if (int err = fs->fsync_dir(dir)) {
+    // No record carries the new generation yet, so opening again is safe either way.
+    throw StoreError(StoreErrorCode::Failed, doing + ": fsync of " + dir + " failed (" +
+                                                 std::strerror(err) +
+                                                 "): what is on disk is unknown; open it again");
+  }
+  return std::unique_ptr<FileStore>(new FileStore(dir, std::move(fs), std::move(lock), generation));
 }
 
-FileStore::FileStore(std::string dir, std::shared_ptr<FileSystem> fs, int lock_fd,
-                     std::uint64_t generation)
-    : dir_(std::move(dir)), fs_(std::move(fs)), lock_fd_(lock_fd), generation_(generation) {}
+FileStore::FileStore(std::string dir, std::shared_ptr<FileSystem> fs,
+                     std::unique_ptr<FileLock> lock, std::uint64_t generation)
+    : dir_(std::move(dir)), fs_(std::move(fs)), lock_(std::move(lock)), generation_(generation) {}
 
-FileStore::~FileStore() { ::close(lock_fd_); }  // closing releases the lock
+FileStore::~FileStore() = default;  // dropping lock_ lets another process open the directory
 
 std::string FileStore::path_of(const std::string& id) const {
   return dir_ + "/" + encode_name(id) + kSuffix;
 }
 
 LoadResult FileStore::load_all() {
-  LoadResult out;
-  DIR* d = ::opendir(dir_.c_str());
-  if (!d) throw StoreError("cannot read store directory " + dir_ + ": " + errno_text(errno), true);
   std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.size() > std::strlen(kSuffix) &&
-        name.compare(name.size() - std::strlen(kSuffix), std::string::npos, kSuffix) == 0) {
-      names.push_back(name);
-    }
-  }
-  ::closedir(d);
+  if (int err = fs_->list_dir(dir_, names)) fail(err, "cannot list store directory " + dir_);
+  names.erase(std::remove_if(names.begin(), names.end(),
+                             [](const std::string& n) { return !is_record_name(n); }),
+              names.end());
   std::sort(names.begin(), names.end());
+  LoadResult out;
   for (const auto& name : names) {
+    // One unreadable record is reported and keeps its id taken; the others still load.
     std::string text;
-    if (!read_file(dir_ + "/" + name, text)) {
-      out.broken.push_back({name, "cannot be read"});
+    if (int err = fs_->read_file(dir_ + "/" + name, text)) {
+      out.broken.push_back({name, std::string("cannot be read: ") + std::strerror(err)});
       continue;
     }
     try {
@@ -181,96 +161,64 @@ LoadResult FileStore::load_all() {
   return out;
 }
 
-void FileStore::check_generation() {
-  std::string text;
-  if (read_file(dir_ + "/GENERATION", text) && !text.empty()) {
-    std::uint64_t newest = 0;
-    try {
-      newest = std::stoull(text);
-    } catch (const std::exception&) {
-      newest = 0;
-    }
+void FileStore::check_writable() {
+  if (poisoned_.empty()) {
+    const std::string path = dir_ + "/GENERATION";
+    const std::uint64_t newest = read_generation(*fs_, path);
     if (newest > generation_) {
-      poisoned_ = "a newer writer (generation " + text + ") took over this store; this one is " +
-                  std::to_string(generation_);
+      poisoned_ = "a newer writer (generation " + std::to_string(newest) +
+                  ") took over this store; this one is " + std::to_string(generation_);
     }
   }
+  if (!poisoned_.empty()) {
+    throw StoreError(StoreErrorCode::Failed, "store " + dir_ + " refuses writes: " + poisoned_);
+  }
+}
+
+void FileStore::poison(int err, const std::string& doing) {
+  poisoned_ = "fsync of " + dir_ + " failed (" + std::strerror(err) +
+              "): what is on disk is unknown; reopen the store";
+  throw StoreError(StoreErrorCode::Failed, doing + ": " + poisoned_);
 }
 
 void FileStore::save(const PipeRecord& record) {
   const std::string data = encode_record(record, generation_);
   std::lock_guard lk(mu_);
-  check_generation();
-  if (!poisoned_.empty()) throw StoreError("store refuses writes: " + poisoned_, true);
+  check_writable();
   const std::string path = path_of(record.id);
   const std::string tmp = path + ".tmp";
+  const std::string doing = "saving pipe " + record.id;
   if (int err = fs_->write_file(tmp, data)) {
     fs_->remove(tmp);
-    throw StoreError("saving pipe " + record.id + ": write failed: " + errno_text(err), false);
+    fail(err, doing + ": cannot write " + tmp);
   }
   if (int err = fs_->fsync_file(tmp)) {
     // After a failed fsync the written pages may be gone while reads still show them: this temp
     // file is never trusted; the next save writes a new one.
     fs_->remove(tmp);
-    throw StoreError("saving pipe " + record.id + ": fsync failed: " + errno_text(err), false);
+    fail(err, doing + ": cannot fsync " + tmp);
   }
   if (int err = fs_->rename(tmp, path)) {
     fs_->remove(tmp);
-    throw StoreError("saving pipe " + record.id + ": rename failed: " + errno_text(err), false);
+    fail(err, doing + ": cannot rename " + tmp + " to " + path);
   }
-  if (int err = fs_->fsync_dir(dir_)) {
-    poisoned_ = "fsync of " + dir_ + " failed (" + errno_text(err) +
-                "): what is on disk is unknown; reopen the store";
-    throw StoreError("saving pipe " + record.id + ": " + poisoned_, true);
-  }
+  if (int err = fs_->fsync_dir(dir_)) poison(err, doing);
 }
 
 void FileStore::remove(const std::string& id) {
   std::lock_guard lk(mu_);
-  check_generation();
-  if (!poisoned_.empty()) throw StoreError("store refuses writes: " + poisoned_, true);
-  if (int err = fs_->remove(path_of(id))) {
-    throw StoreError("removing pipe " + id + ": " + errno_text(err), false);
-  }
-  if (int err = fs_->fsync_dir(dir_)) {
-    poisoned_ = "fsync of " + dir_ + " failed (" + errno_text(err) + ")";
-    throw StoreError("removing pipe " + id + ": " + poisoned_, true);
-  }
+  check_writable();
+  const std::string path = path_of(id);
+  if (int err = fs_->remove(path)) fail(err, "removing pipe " + id + ": cannot remove " + path);
+  if (int err = fs_->fsync_dir(dir_)) poison(err, "removing pipe " + id);
 }
 
 bool FileStore::holds(const std::string& id) {
-  struct stat st {};
-  return ::stat(path_of(id).c_str(), &st) == 0;
-}
-
-// ---- MemoryStore ----
-
-LoadResult MemoryStore::load_all() {
-  std::lock_guard lk(mu_);
-  LoadResult out;
-  for (const auto& [id, r] : records_) out.records.push_back(r);
-  return out;
-}
-
-void MemoryStore::save(const PipeRecord& record) {
-  std::lock_guard lk(mu_);
-  records_[record.id] = record;
-  ++saves_;
-}
-
-void MemoryStore::remove(const std::string& id) {
-  std::lock_guard lk(mu_);
-  records_.erase(id);
-}
-
-bool MemoryStore::holds(const std::string& id) {
-  std::lock_guard lk(mu_);
-  return records_.count(id) > 0;
-}
-
-std::size_t MemoryStore::saves() const {
-  std::lock_guard lk(mu_);
-  return saves_;
+  const std::string path = path_of(id);
+  const int err = fs_->stat(path);
+  if (err == ENOENT) return false;
+  if (err) fail(err, "cannot tell whether " + path + " exists");
+  return true;
 }
 
 }  // namespace clickpipe

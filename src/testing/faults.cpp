@@ -1,7 +1,9 @@
 #include "clickpipe/testing/faults.hpp"
 
 #include <condition_variable>
+
 #include <stdexcept>
+#include "clickpipe/clock.hpp"
 
 namespace clickpipe::testing {
 

@@ -8,6 +8,8 @@
 
 namespace clickpipe::testing {
 
+using namespace std::chrono_literals;
+
 void fast_retries(Settings& s, std::chrono::milliseconds initial, std::chrono::milliseconds max,
                   double jitter) {
   for (RetryPolicy* r :
@@ -45,7 +47,7 @@ bool drive_to(Pipe& pipe, State target, std::chrono::milliseconds timeout) {
 void RecordingListener::on_transition(const TransitionEvent& event) {
   std::lock_guard lk(mu_);
   log_.push_back(fmt::format("{}", event.transition));
-  if (event.transition.kind == Kind::External) states_.push_back(event.transition.to);
+  if (event.transition.kind == TransitionKind::External) states_.push_back(event.transition.to);
   cv_.notify_all();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "clickpipe/clock.hpp"
 #include "clickpipe/error.hpp"
 
 namespace clickpipe::testing {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The clickpipe CLI against the servers ./scripts/test.sh starts: run, pause, status, resume,
-# a graceful stop, a resumed run; bad configs named by field; no password in any output.
+# a graceful stop, a resumed run; bad configs named by field; no password in any output; --help for
+# every subcommand, --version, and command-line errors that name the bad argument.
 # Usage: cli_test.sh PATH_TO_CLICKPIPE
 set -u
 B="$1"
@@ -10,6 +11,7 @@ for v in CLICKPIPE_PG_HOST CLICKPIPE_PG_PORT CLICKPIPE_PG_DATABASE CLICKPIPE_PG_
   [ -n "${!v:-}" ] || fail "$v is not set: run the tests through ./scripts/test.sh"
 done
 WORK=$(mktemp -d)
+P=  # set by the first run; the trap needs it defined under set -u
 trap 'kill -9 $P 2>/dev/null; rm -rf "$WORK"' EXIT
 T="cli_t_$$"
 PGPASSWORD=$CLICKPIPE_PG_PASSWORD psql -q -h "$CLICKPIPE_PG_HOST" -p "$CLICKPIPE_PG_PORT" \
@@ -25,12 +27,54 @@ cat > "$WORK/pipe.json" <<J
  "settings": {"sync_interval_ms": 200}}
 J
 "$B" diagram | grep -q "stateDiagram-v2" || fail "diagram"
+
+# The command line itself: help on stdout with status 0, usage errors on stderr with status 2.
+"$B" --help > "$WORK/help" || fail "--help exits non-zero"
+SUBS="run check-config status pause resume resync add-table remove-table diagram"
+for sub in $SUBS; do
+  grep -q "^  $sub " "$WORK/help" || fail "--help does not list $sub"
+  "$B" "$sub" --help > "$WORK/help.$sub" || fail "$sub --help exits non-zero"
+  grep -q "^Usage: clickpipe $sub" "$WORK/help.$sub" || fail "$sub --help: no usage line"
+  case $sub in
+    run|check-config) opts="--config" ;;
+    status) opts="--store" ;;
+    diagram) opts="" ;;
+    *) opts="--store --id" ;;
+  esac
+  for o in $opts; do grep -q -- "$o" "$WORK/help.$sub" || fail "$sub --help does not show $o"; done
+done
+grep -q "table" "$WORK/help.add-table" || fail "add-table --help does not show the table argument"
+V=$(sed -n 's/^#define CLICKPIPE_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' \
+  "$(dirname "$0")/../../include/clickpipe/version.hpp" | paste -sd.)
+[ "$("$B" --version)" = "clickpipe $V" ] || fail "--version: '$("$B" --version)', want 'clickpipe $V'"
+# usage_error WORD ARGS...: clickpipe ARGS must exit 2 with WORD in its error message.
+usage_error() {
+  local word="$1"
+  shift
+  "$B" "$@" > /dev/null 2> "$WORK/err"
+  local rc=$?
+  [ $rc -eq 2 ] || fail "clickpipe $*: exit $rc, want 2"
+  grep -q -- "$word" "$WORK/err" || fail "clickpipe $*: error does not name $word: $(cat "$WORK/err")"
+}
+usage_error "--bogus" status --store "$WORK/store" --bogus
+usage_error "--bogus" --bogus
+usage_error "unknown subcommand 'bogus'" bogus
+usage_error "--store" status
+usage_error "--store" status --store
+usage_error "--id" pause --store "$WORK/store"
+usage_error "table is required" add-table --store "$WORK/store" --id x
+usage_error "nothere.json" run --config "$WORK/nothere.json"
+usage_error "Usage: clickpipe"
 echo '{"id": "x", "store": "/tmp/x", "tables": ["t"], "source": {"host": "h", "dbname": "d", "user": "u"},
        "destination": {"url": "http://x"}, "settings": {"pull_batch_size": 0}}' > "$WORK/bad.json"
 "$B" check-config --config "$WORK/bad.json" 2>&1 | grep -q "settings.pull_batch_size" || fail "bad field not named"
 echo '{"id": "x", "store": "/tmp/x", "tables": ["t"], "source": {"host": "h", "dbname": "d", "user": "u"},
        "destination": {"url": "http://x", "reconcile": "yes"}}' > "$WORK/bad2.json"
 "$B" check-config --config "$WORK/bad2.json" 2>&1 | grep -q "destination.reconcile" || fail "reconcile not named"
+# A config that is not JSON: the error gives the position, never what the parser read there.
+printf '{"id": "x", "source": {"password": "canary-Zq81x" oops}}' > "$WORK/bad3.json"
+usage_error "not valid JSON at byte" check-config --config "$WORK/bad3.json"
+grep -q "canary-Zq81x" "$WORK/err" && fail "a config parse error printed the password"
 
 "$B" run --config "$WORK/pipe.json" > "$WORK/run.log" 2>&1 &
 P=$!

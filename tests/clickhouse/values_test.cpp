@@ -1,7 +1,9 @@
 // Value conversions and version-decided features, without a server.
 #include <gtest/gtest.h>
 
-#include "clickpipe/clickhouse/schema.hpp"
+#include "../expect.hpp"
+#include "clickpipe/clickhouse/layout.hpp"
+#include "clickpipe/clickhouse/tab_separated.hpp"
 
 namespace clickpipe::clickhouse {
 namespace {
@@ -139,13 +141,11 @@ TEST(Values, KeysAreNeverClampedOrReplaced) {
   EXPECT_EQ(convert_value(l.columns[0], "1850-01-01 00:00:00+05:30"), "1849-12-31 18:30:00.000000");
   EXPECT_EQ(l.columns[2].type, "DateTime64(6, 'UTC')") << "not a key";
   EXPECT_THROW(convert_value(l.columns[1], "NaN"), InvalidField);
-  try {
-    convert_value(l.columns[0], "secret-ish text that is no timestamp");
-    FAIL();
-  } catch (const InvalidField& e) {
-    EXPECT_EQ(std::string(e.what()).find("secret"), std::string::npos) << "no value in errors";
-    EXPECT_EQ(e.field(), "valid_from");
-  }
+  const auto refused = test::expect_throws<InvalidField>(
+      [&] { convert_value(l.columns[0], "secret-ish text that is no timestamp"); });
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(std::string(refused->what()).find("secret"), std::string::npos) << "no value in errors";
+  EXPECT_EQ(refused->field(), "valid_from");
   EXPECT_EQ(map_column(Column{"n", "numeric", 0, ((5 << 16) | 2044) + 4, true, 0}, kNew).type,
             "Nullable(String)")
       << "PostgreSQL 15's negative scale (numeric(5, -4)) is no Decimal";

@@ -1,12 +1,17 @@
 // A process that runs pipes over journaled in-memory executors and a FileStore, for kill tests.
 //
 //   crash_helper DIR init          creates the source tables (run once, never killed)
-//   crash_helper DIR run SEED      runs the pipes with writes going on, until killed (or 60 s)
+//   crash_helper DIR run SEED [--drop-one-batch-after-restart]
+//                                  runs the pipes with writes going on, until killed (or 60 s);
+//                                  with the flag, a restarted pipe A drops one batch of inserts
+//                                  (the mutation check: verify must then fail)
 //   crash_helper DIR verify        stops writing, lets the pipes catch up, checks everything
 //
 // DIR holds source.journal, destination.journal, store/ and what the checks need:
 //   state_A       the state pipe A was last seen in (for the test to classify kill points)
 //   b_paused      rows pipe B had at its destination when it was paused
+//   dropped       the batch the mutation dropped, once its position was confirmed
+//   mismatch      one line per table whose destination differs from the source (verify)
 //   violations    one line per broken invariant found (must stay empty)
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -20,6 +25,7 @@
 
 #include "checks.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -108,17 +114,23 @@ void ensure_pipes(PipeService& service) {
     service.create(PipeConfig{"B", Mode::InitialLoadAndCdc, {kItems}, settings()});
 }
 
+// With `drop_after_restart`, pipe A drops one batch if the store already held it (a restart).
 std::unique_ptr<PipeService> open_service(World& w, PipeService*& handle,
-                                          std::shared_ptr<Watcher> watcher) {
+                                          std::shared_ptr<Watcher> watcher,
+                                          bool drop_after_restart = false) {
   std::shared_ptr<StateStore> store = FileStore::open(dir + "/store");
-  const std::set<std::string> done = crash::check_saved_records(store->load_all(), shared);
+  const LoadResult loaded = store->load_all();
+  const std::set<std::string> done = crash::check_saved_records(loaded, shared);
+  const bool drop =
+      drop_after_restart && std::any_of(loaded.records.begin(), loaded.records.end(),
+                                        [](const PipeRecord& r) { return r.id == "A"; });
   auto faults = std::make_shared<testing::FaultPlan>();
   faults->delay(testing::op::copy_partition, 15ms);  // a load long enough to be killed in
-  PipeService::Options o;
+  ServiceOptions o;
   o.store = store;
   o.logger = quiet();
   o.listeners = {watcher};
-  o.executors = [&w, faults, done](const std::string& id, Mode) {
+  o.executors = [&w, faults, done, drop](const std::string& id, Mode) {
     const std::string slot = testing::MemoryWorld::slot_name(id);
     auto service = std::make_shared<testing::MemoryService>(0ms);
     Executors ex{
@@ -127,6 +139,7 @@ std::unique_ptr<PipeService> open_service(World& w, PipeService*& handle,
         std::make_shared<crash::DonePartitionGuard>(
             std::make_shared<testing::MemorySnapshotCopier>(w.source, w.dest, slot), done, shared),
         std::make_shared<testing::MemoryCdcStreamer>(w.source, w.dest, slot)};
+    if (drop && id == "A") ex.cdc = std::make_shared<crash::DropOneBatch>(ex.cdc, shared);
     return testing::with_faults(ex, faults);
   };
   auto service = std::make_unique<PipeService>(o);
@@ -148,13 +161,13 @@ int init() {
   return 0;
 }
 
-int run(unsigned seed) {
+int run(unsigned seed, bool drop_after_restart) {
   World w;
   PipeService* handle = nullptr;
   auto watcher = std::make_shared<Watcher>(w, handle, true);
   // B paused before: it must not have moved while no process ran it.
   const std::string before = read("b_paused");
-  auto service = open_service(w, handle, watcher);
+  auto service = open_service(w, handle, watcher, drop_after_restart);
   if (Pipe* b = service->get("B"); b && b->state() == State::Paused) {
     Watcher::note_b_paused(w);
     const auto rows = w.dest->rows_inserted(testing::destination_name(kItems));
@@ -182,7 +195,7 @@ int run(unsigned seed) {
         break;
       default: w.source->erase(t, row(static_cast<long>(rng() % 500), "")); break;
     }
-    std::this_thread::sleep_for(300us);
+    std::this_thread::sleep_for(300us);  // spreads the writes over the time a kill may land
   }
   return 0;
 }
@@ -223,15 +236,18 @@ int verify() {
     std::this_thread::sleep_for(10ms);
   }
   int bad = 0;
+  std::string mismatch;
   for (const TableRef& t : {kOrders, kUsers, kItems}) {
     const auto src = w.source->rows(t);
     const auto dst = w.dest->final_rows(testing::destination_name(t));
     if (src != dst) {
       ++bad;
-      std::fprintf(stderr, "%s: source %zu rows, destination %zu rows\n", t.qualified().c_str(),
-                   src.size(), dst.size());
+      mismatch += fmt::format("{}: source {} rows, destination {} rows\n", t.qualified(),
+                              src.size(), dst.size());
     }
   }
+  write_atomically("mismatch", mismatch);
+  std::fprintf(stderr, "%s", mismatch.c_str());
   const std::string v = read("violations");
   if (!v.empty()) {
     std::fprintf(stderr, "violations:\n%s", v.c_str());
@@ -244,8 +260,10 @@ int verify() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  constexpr const char* kUsage =
+      "usage: crash_helper DIR init|run SEED [--drop-one-batch-after-restart]|verify\n";
   if (argc < 3) {
-    std::fprintf(stderr, "usage: crash_helper DIR init|run SEED|verify\n");
+    std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
   dir = argv[1];
@@ -253,8 +271,15 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::off);
   const std::string mode = argv[2];
   if (mode == "init") return init();
-  if (mode == "run" && argc == 4) return run(static_cast<unsigned>(std::stoul(argv[3])));
+  if (mode == "run" && (argc == 4 || argc == 5)) {
+    const bool drop = argc == 5 && std::string(argv[4]) == "--drop-one-batch-after-restart";
+    if (argc == 5 && !drop) {
+      std::fprintf(stderr, "unknown option %s\n%s", argv[4], kUsage);
+      return 2;
+    }
+    return run(static_cast<unsigned>(std::stoul(argv[3])), drop);
+  }
   if (mode == "verify") return verify();
-  std::fprintf(stderr, "usage: crash_helper DIR init|run SEED|verify\n");
+  std::fprintf(stderr, "%s", kUsage);
   return 2;
 }

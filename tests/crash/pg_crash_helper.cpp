@@ -2,24 +2,31 @@
 // for the kill tests on real servers (pg_crash_test.cpp), and kills itself with SIGKILL at chosen
 // points the clock cannot hit reliably.
 //
-//   pg_crash_helper DIR run POINT N   runs the pipe until killed; POINT says where it kills itself:
+//   pg_crash_helper DIR run POINT N [--drop-one-batch-after-restart]
+//                                     runs the pipe until killed; POINT says where it kills itself:
 //                                     none (the test kills it), copied (the N-th time rows of a
 //                                     partition reached ClickHouse, before the partition is saved
 //                                     done), applied (after the N-th CDC batch reached ClickHouse,
 //                                     before the checkpoint), confirming (at the N-th confirmation,
-//                                     after the checkpoint, before the slot hears of it)
+//                                     after the checkpoint, before the slot hears of it). With the
+//                                     flag, a restarted pipe drops one batch of inserts (the
+//                                     mutation check: verify must then find the checksums differ)
 //   pg_crash_helper DIR verify        catches up, compares ClickHouse FINAL with PostgreSQL by row
 //                                     count and an order-independent checksum, deletes the pipe
 //
 // DIR holds `pipe` (the pipe id), `tables` (one name per line), store/, `state` (the pipe's last
-// state), `started` (the pid, once the pipe runs) and `violations`.
+// state), `started` (the pid, once the pipe runs), `dropped` (the batch the mutation dropped, once
+// confirmed), `mismatch` (from verify: one line per table whose checksums differ) and
+// `violations`.
 #include <signal.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <clickpipe/clickhouse/schema.hpp>
+#include <clickpipe/clickhouse/client.hpp>
+#include <clickpipe/clickhouse/layout.hpp>
+#include <clickpipe/clickhouse/tables.hpp>
 #include <clickpipe/clickpipe.hpp>
 #include <clickpipe/pg_to_clickhouse/executors.hpp>
 #include <clickpipe/postgres/catalog.hpp>
@@ -31,6 +38,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../servers.hpp"
 #include "checks.hpp"
 
 using namespace std::chrono_literals;
@@ -40,18 +48,20 @@ namespace {
 
 crash::Dir dir;
 
+// The servers ./scripts/test.sh started, from the variables it exports.
 pg_to_clickhouse::Config config() {
+  pg_to_clickhouse::Config c;
   try {
-    pg_to_clickhouse::Config c = pg_to_clickhouse::config_from_environment(dir.read("pipe"));
-    // A small memory budget makes modest transactions take the spill path.
-    if (const std::string spill = dir.read("spill_bytes"); !spill.empty()) {
-      c.stream.spill_bytes = c.stream.batch_bytes = std::stoull(spill);
-    }
-    return c;
+    c = test::config_from_environment(dir.read("pipe"));
   } catch (const InvalidField& e) {
     std::fprintf(stderr, "%s: run through ./scripts/test.sh\n", e.what());
     std::exit(2);
   }
+  // A small memory budget makes modest transactions take the spill path.
+  if (const std::string spill = dir.read("spill_bytes"); !spill.empty()) {
+    c.stream.spill_bytes = c.stream.batch_bytes = std::stoull(spill);
+  }
+  return c;
 }
 
 std::vector<TableRef> tables() {
@@ -153,21 +163,25 @@ class StateNotes final : public TransitionListener {
   }
 };
 
-std::unique_ptr<PipeService> open_service(KillPoint& kill) {
+// With `drop_after_restart`, the pipe drops one batch if the store already held it (a restart).
+std::unique_ptr<PipeService> open_service(KillPoint& kill, bool drop_after_restart = false) {
   std::shared_ptr<StateStore> store = FileStore::open(dir.path + "/store");
-  const std::set<std::string> done = crash::check_saved_records(store->load_all(), dir);
+  const LoadResult loaded = store->load_all();
+  const std::set<std::string> done = crash::check_saved_records(loaded, dir);
+  const bool drop = drop_after_restart && !loaded.records.empty();
   auto faults = std::make_shared<testing::FaultPlan>();
   faults->delay(testing::op::copy_partition, 150ms);  // a load long enough to be killed in
-  PipeService::Options o;
+  ServiceOptions o;
   o.store = store;
   o.logger =
       std::make_shared<spdlog::logger>("crash", std::make_shared<spdlog::sinks::null_sink_mt>());
   o.listeners = {std::make_shared<StateNotes>()};
   const pg_to_clickhouse::Config cfg = config();
-  o.executors = [cfg, faults, done, &kill](const std::string&, Mode) {
+  o.executors = [cfg, faults, done, drop, &kill](const std::string&, Mode) {
     Executors ex = pg_to_clickhouse::make_executors(cfg);
     ex.snapshot = std::make_shared<crash::DonePartitionGuard>(
         std::make_shared<KillingCopier>(ex.snapshot, kill), done, dir);
+    if (drop) ex.cdc = std::make_shared<crash::DropOneBatch>(ex.cdc, dir);
     ex.cdc = std::make_shared<KillingStreamer>(ex.cdc, kill);
     return testing::with_faults(ex, faults);
   };
@@ -180,11 +194,11 @@ std::unique_ptr<PipeService> open_service(KillPoint& kill) {
   return service;
 }
 
-int run(const std::string& point, int nth) {
+int run(const std::string& point, int nth, bool drop_after_restart) {
   KillPoint kill;
   kill.point = point;
   kill.nth = nth;
-  auto service = open_service(kill);
+  auto service = open_service(kill, drop_after_restart);
   dir.write("started", std::to_string(::getpid()));
   std::this_thread::sleep_for(120s);  // killed long before
   return 3;
@@ -269,17 +283,20 @@ int verify() {
                  st.retry ? ", retrying: " : "", st.retry ? st.retry->last_error.c_str() : "");
     ++bad;
   }
+  std::string mismatch;
   for (const TableRef& t : tables()) {
     const Tally src = source_tally(pg, t.name);
     const Tally dst = destination_tally(cfg, pg, t.name);
-    std::printf(
-        "%s: PostgreSQL %llu rows (checksum %016llx), ClickHouse FINAL %llu rows "
-        "(checksum %016llx)\n",
-        t.name.c_str(), static_cast<unsigned long long>(src.rows),
-        static_cast<unsigned long long>(src.checksum), static_cast<unsigned long long>(dst.rows),
-        static_cast<unsigned long long>(dst.checksum));
-    if (!(src == dst)) ++bad;
+    const std::string line = fmt::format(
+        "{}: PostgreSQL {} rows (checksum {:016x}), ClickHouse FINAL {} rows (checksum {:016x})",
+        t.name, src.rows, src.checksum, dst.rows, dst.checksum);
+    std::printf("%s\n", line.c_str());
+    if (!(src == dst)) {
+      ++bad;
+      mismatch += line + "\n";
+    }
   }
+  dir.write("mismatch", mismatch);
   for (const StoppedTable& st : pipe->status().stopped_tables) {
     std::fprintf(stderr, "stopped table: %s\n", st.reason.c_str());
     ++bad;
@@ -302,15 +319,24 @@ int verify() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  constexpr const char* kUsage =
+      "usage: pg_crash_helper DIR run POINT N [--drop-one-batch-after-restart] | verify\n";
   if (argc < 3) {
-    std::fprintf(stderr, "usage: pg_crash_helper DIR run POINT N | verify\n");
+    std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
   dir.path = argv[1];
   spdlog::set_level(spdlog::level::off);
   const std::string mode = argv[2];
-  if (mode == "run" && argc == 5) return run(argv[3], std::atoi(argv[4]));
+  if (mode == "run" && (argc == 5 || argc == 6)) {
+    const bool drop = argc == 6 && std::string(argv[5]) == "--drop-one-batch-after-restart";
+    if (argc == 6 && !drop) {
+      std::fprintf(stderr, "unknown option %s\n%s", argv[5], kUsage);
+      return 2;
+    }
+    return run(argv[3], std::atoi(argv[4]), drop);
+  }
   if (mode == "verify") return verify();
-  std::fprintf(stderr, "usage: pg_crash_helper DIR run POINT N | verify\n");
+  std::fprintf(stderr, "%s", kUsage);
   return 2;
 }

@@ -38,6 +38,17 @@ inline std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds timeout
   }
 }
 
+// Polls `done` every 2 ms until it holds; false after `timeout`.
+template <class Done>
+bool poll_until(const Done& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 // Kills the process when the scope ends while it still runs: a failed assertion must not leave
 // a helper behind.
 struct KillOnExit {

@@ -15,11 +15,7 @@
 namespace clickpipe::test {
 
 inline pg_to_clickhouse::Config config(const std::string& pipe_id) {
-  pg_to_clickhouse::Config c;
-  c.source = postgres_settings();
-  c.destination = clickhouse_settings();
-  c.pipe_id = pipe_id;
-  return c;
+  return config_from_environment(pipe_id);
 }
 
 inline PipeOptions pipe_options(const pg_to_clickhouse::Config& cfg,

@@ -6,14 +6,23 @@
 #include <atomic>
 #include <cstdlib>
 #include <map>
+#include <memory>
+#include <string>
 #include <thread>
 
-#include "clickpipe/clickhouse/schema.hpp"
+#include "clickpipe/clickhouse/client.hpp"
+#include "clickpipe/clickhouse/insert.hpp"
+#include "clickpipe/clickhouse/layout.hpp"
+#include "clickpipe/clickhouse/quote.hpp"
+#include "clickpipe/clickhouse/tab_separated.hpp"
+#include "clickpipe/clickhouse/tables.hpp"
+#include "clickpipe/clickhouse/transport.hpp"
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 #include "clickpipe/postgres/catalog.hpp"
 #include "clickpipe/postgres/replication.hpp"
 #include "clickpipe/postgres/snapshot.hpp"
 #include "clickpipe/store/memory_store.hpp"
+#include "clickpipe/testing/faults.hpp"
 #include "clickpipe/testing/helpers.hpp"
 #include "e2e.hpp"
 
@@ -57,6 +66,57 @@ bool converges(postgres::Connection& pg, const pg_to_clickhouse::Config& c, cons
   return false;
 }
 
+// A second pipe over a table of its own (CDC only, its pulls counted): the positive event the
+// paused-pipe check waits for instead of a sleep. Once it has applied a row written after the
+// paused pipe's row, and pulled `pulls` times more, a pipe that was streaming would have moved
+// that row too. Deleted at the end, slot and all.
+class Witness {
+ public:
+  explicit Witness(const std::string& tag)
+      : cfg_(config("witness_" + tag)),
+        table_("witness_" + tag),
+        pg_(postgres::Connection::open(cfg_.source)) {
+    pg_.exec("CREATE TABLE " + table_ + " (id int8 PRIMARY KEY, v text)");
+    Settings s;
+    s.sync_interval = 200ms;
+    pipe_ = std::make_unique<Pipe>(
+        PipeConfig{cfg_.pipe_id, Mode::CdcOnly, {TableRef{"public", table_}}, s},
+        testing::with_faults(pg_to_clickhouse::make_executors(cfg_), faults_),
+        test::pipe_options(cfg_));
+    pipe_->start();
+  }
+  ~Witness() { testing::drive_to(*pipe_, State::Terminated, 30s); }
+
+  bool saw_a_later_write(std::uint32_t pulls = 2, std::chrono::seconds timeout = 60s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    // Its slot exists once it has a confirmed position: a row written earlier would be missed.
+    if (!testing::wait_until(
+            *pipe_, [](const PipeStatus& st) { return st.cdc.confirmed.has_value(); }, timeout)) {
+      return false;
+    }
+    const std::string id = std::to_string(++marker_);
+    pg_.exec("INSERT INTO " + table_ + " VALUES ($1, 'marker')", {id});
+    while (destination_rows(cfg_, table_).count(id) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(50ms);
+    }
+    const std::uint32_t seen = faults_->calls(testing::op::pull);
+    while (faults_->calls(testing::op::pull) < seen + pulls) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+    return true;
+  }
+
+ private:
+  pg_to_clickhouse::Config cfg_;
+  std::string table_;
+  postgres::Connection pg_;
+  std::shared_ptr<testing::FaultPlan> faults_ = std::make_shared<testing::FaultPlan>();
+  std::unique_ptr<Pipe> pipe_;
+  int marker_ = 0;
+};
+
 TEST(EndToEnd, APipeCopiesStreamsPausesResumesAndResyncs) {
   const std::string id = "e2e_" + std::to_string(::getpid());
   const pg_to_clickhouse::Config cfg = config(id);
@@ -69,10 +129,21 @@ TEST(EndToEnd, APipeCopiesStreamsPausesResumesAndResyncs) {
   Settings s;
   s.sync_interval = 200ms;
   s.rows_per_partition = 4000;
-  auto started = test::start_pipe(cfg, t, s);
-  Pipe& pipe = *started;
+  auto faults = std::make_shared<testing::FaultPlan>();  // counts the pipe's pulls
+  const auto before = pg_to_clickhouse::counters();
+  Pipe pipe(PipeConfig{id, Mode::InitialLoadAndCdc, {TableRef{"public", t}}, s},
+            testing::with_faults(pg_to_clickhouse::make_executors(cfg), faults),
+            test::pipe_options(cfg));
+  pipe.start();
+  Witness witness(std::to_string(::getpid()));
   ASSERT_TRUE(pipe.wait_for(State::Running, 60s)) << to_string(pipe.state());
   EXPECT_GE(pipe.status().snapshot.at(0).partitions_total, 2u);
+  // Every partition, copied in parallel on its own connection, read the slot's exported snapshot:
+  // none fell back to a fresh one (which CDC would quietly repair, hiding the fault).
+  const auto loaded = pg_to_clickhouse::counters();
+  EXPECT_EQ(loaded.partitions_in_exported_snapshot - before.partitions_in_exported_snapshot,
+            pipe.status().snapshot.at(0).partitions_total);
+  EXPECT_EQ(loaded.partitions_in_fresh_snapshot - before.partitions_in_fresh_snapshot, 0u);
   EXPECT_TRUE(converges(pg, cfg, t)) << "after the initial load";
 
   // CDC: inserts, updates, a key change, deletes, an unchanged TOAST value.
@@ -93,8 +164,10 @@ TEST(EndToEnd, APipeCopiesStreamsPausesResumesAndResyncs) {
   }
 
   ASSERT_TRUE(testing::drive_to(pipe, State::Paused, 30s));
+  const auto pulls = faults->calls(testing::op::pull);
   pg.exec("INSERT INTO " + t + " VALUES (30002, 'while paused', NULL)");
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(witness.saw_a_later_write()) << "a running pipe would have moved the row by now";
+  EXPECT_EQ(faults->calls(testing::op::pull), pulls) << "a paused pipe pulls nothing";
   EXPECT_EQ(destination_rows(cfg, t).count("30002"), 0u) << "a paused pipe moves nothing";
   ASSERT_TRUE(pipe.resume());
   EXPECT_TRUE(converges(pg, cfg, t)) << "after resume";

@@ -11,7 +11,11 @@
 #include <map>
 #include <thread>
 
-#include "clickpipe/clickhouse/schema.hpp"
+#include "clickpipe/clickhouse/client.hpp"
+#include "clickpipe/clickhouse/features.hpp"
+#include "clickpipe/clickhouse/quote.hpp"
+#include "clickpipe/clickhouse/tab_separated.hpp"
+#include "clickpipe/clickhouse/tables.hpp"
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 #include "clickpipe/testing/helpers.hpp"
 #include "e2e.hpp"

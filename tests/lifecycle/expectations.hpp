@@ -20,7 +20,7 @@ inline Expected go(State to) { return {true, to, false, {}}; }
 inline Expected stay() { return {true, State::Unknown, true, {}}; }
 inline Expected no(RejectReason r) { return {false, State::Unknown, false, r}; }
 
-inline Expected expect(State s, Trigger t, const Context& c) {
+inline Expected expect(State s, Trigger t, const LifecycleContext& c) {
   using S = State;
   if (s == S::Unknown) return no(RejectReason::UnknownState);
   if (s == S::Terminated) return no(RejectReason::FinalState);
@@ -96,18 +96,18 @@ inline Expected expect(State s, Trigger t, const Context& c) {
 }
 
 // Every context that can matter to a guard: 3 modes x 14 failed_in x 3 pause reasons x 8 flags.
-inline std::vector<Context> all_contexts() {
-  std::vector<Context> out;
+inline std::vector<LifecycleContext> all_contexts() {
+  std::vector<LifecycleContext> out;
   for (Mode m : kAllModes)
     for (State f : kAllStates)
       for (PauseFor p : {PauseFor::Pause, PauseFor::AddTables, PauseFor::RemoveTables})
         for (int flags = 0; flags < 8; ++flags)
-          out.push_back(Context{.mode = m,
-                                .failed_in = f,
-                                .pause_for = p,
-                                .resyncing = (flags & 1) != 0,
-                                .adding_tables = (flags & 2) != 0,
-                                .back_to_paused = (flags & 4) != 0});
+          out.push_back(LifecycleContext{.mode = m,
+                                         .failed_in = f,
+                                         .pause_for = p,
+                                         .resyncing = (flags & 1) != 0,
+                                         .adding_tables = (flags & 2) != 0,
+                                         .back_to_paused = (flags & 4) != 0});
   return out;
 }
 

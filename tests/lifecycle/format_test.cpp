@@ -28,8 +28,8 @@ TEST(Format, TransitionsAndRejections) {
 TEST(Diagram, MermaidHasEveryStateChangingRow) {
   const std::string m = to_mermaid();
   EXPECT_EQ(m.rfind("stateDiagram-v2\n", 0), 0u);
-  for (const Row& r : kTransitions) {
-    if (r.kind == Kind::Internal) continue;
+  for (const TransitionRow& r : kTransitions) {
+    if (r.kind == TransitionKind::Internal) continue;
     const std::string edge = fmt::format("    {} --> {} : ", r.from, r.to);
     const auto at = m.find(edge);
     ASSERT_NE(at, std::string::npos) << edge;

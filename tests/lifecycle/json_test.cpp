@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../expect.hpp"
 #include "clickpipe/clickpipe.hpp"
 #include "clickpipe/json.hpp"
 #include "expectations.hpp"
@@ -22,7 +23,7 @@ TEST(Json, StatesAreTheirUpstreamStrings) {
 
 TEST(Json, EveryLifecycleRoundTrips) {
   for (State s : kAllStates) {
-    for (const Context& c : test::all_contexts()) {
+    for (const LifecycleContext& c : test::all_contexts()) {
       // failed_in only travels as a known state or null; Unknown is the null.
       const Lifecycle l = Lifecycle::restore(s, c);
       const json j = l;
@@ -69,12 +70,9 @@ class MalformedLifecycle : public ::testing::TestWithParam<Malformed> {};
 
 TEST_P(MalformedLifecycle, IsRejectedNamingTheField) {
   const json j = json::parse(GetParam().doc);
-  try {
-    (void)j.get<Lifecycle>();
-    FAIL() << "accepted " << GetParam().doc;
-  } catch (const InvalidField& e) {
-    EXPECT_EQ(e.field(), GetParam().field) << e.what();
-  }
+  const auto e =
+      test::expect_throws<InvalidField>([&] { (void)j.get<Lifecycle>(); }, GetParam().doc);
+  EXPECT_EQ(e ? e->field() : "", GetParam().field) << test::message(e);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -99,13 +97,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "context.back_to_paused"}));
 
 TEST(Json, MalformedTriggerNamesTheField) {
-  try {
-    (void)json::parse(R"(["pause", "stop"])").get<TriggerSet>();
-    FAIL();
-  } catch (const InvalidField& e) {
-    EXPECT_EQ(e.field(), "triggers[1]");
-    EXPECT_NE(std::string(e.what()).find("'stop'"), std::string::npos);
-  }
+  const auto e = test::expect_throws<InvalidField>(
+      [] { (void)json::parse(R"(["pause", "stop"])").get<TriggerSet>(); });
+  EXPECT_EQ(e ? e->field() : "", "triggers[1]");
+  EXPECT_NE(test::message(e).find("'stop'"), std::string::npos);
 }
 
 TEST(Json, TableExportHasEveryRow) {

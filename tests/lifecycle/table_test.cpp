@@ -20,7 +20,7 @@ class EveryTriggerFrom : public ::testing::TestWithParam<State> {};
 TEST_P(EveryTriggerFrom, MatchesTheSpecInEveryContext) {
   const State s = GetParam();
   int checked = 0;
-  for (const Context& c : all_contexts()) {
+  for (const LifecycleContext& c : all_contexts()) {
     for (Trigger t : kAllTriggers) {
       Lifecycle l = Lifecycle::restore(s, c);
       const test::Expected want = expect(s, t, c);
@@ -32,10 +32,10 @@ TEST_P(EveryTriggerFrom, MatchesTheSpecInEveryContext) {
         EXPECT_EQ(tr.from, s);
         EXPECT_EQ(tr.trigger, t);
         if (want.internal) {
-          EXPECT_EQ(tr.kind, Kind::Internal) << fmt::format("{} in {}", t, s);
+          EXPECT_EQ(tr.kind, TransitionKind::Internal) << fmt::format("{} in {}", t, s);
           EXPECT_EQ(l.state(), s);
         } else {
-          EXPECT_EQ(tr.kind, Kind::External) << fmt::format("{} in {}", t, s);
+          EXPECT_EQ(tr.kind, TransitionKind::External) << fmt::format("{} in {}", t, s);
           EXPECT_EQ(tr.to, want.to) << fmt::format("{} in {} (mode {})", t, s, c.mode);
           EXPECT_EQ(l.state(), want.to);
         }
@@ -51,7 +51,7 @@ TEST_P(EveryTriggerFrom, MatchesTheSpecInEveryContext) {
 
 TEST_P(EveryTriggerFrom, CheckAgreesWithApplyAndDoesNotMutate) {
   const State s = GetParam();
-  for (const Context& c : all_contexts()) {
+  for (const LifecycleContext& c : all_contexts()) {
     for (Trigger t : kAllTriggers) {
       const Lifecycle before = Lifecycle::restore(s, c);
       Lifecycle l = before;
@@ -64,7 +64,7 @@ TEST_P(EveryTriggerFrom, CheckAgreesWithApplyAndDoesNotMutate) {
 
 TEST_P(EveryTriggerFrom, AllowedCommandsAreExactlyTheAcceptedOnes) {
   const State s = GetParam();
-  for (const Context& c : all_contexts()) {
+  for (const LifecycleContext& c : all_contexts()) {
     const Lifecycle l = Lifecycle::restore(s, c);
     const TriggerSet allowed = l.allowed_commands();
     for (Trigger t : kAllTriggers) {
@@ -94,7 +94,7 @@ INSTANTIATE_TEST_SUITE_P(AllStates, EveryTriggerFrom, ::testing::ValuesIn(kAllSt
 TEST(TransitionTable, EveryRowIsTakenInSomeContext) {
   std::set<std::size_t> taken;
   for (State s : kAllStates)
-    for (const Context& c : all_contexts())
+    for (const LifecycleContext& c : all_contexts())
       for (Trigger t : kAllTriggers)
         if (auto row = find_row(s, t, c)) taken.insert(*row);
   EXPECT_EQ(taken.size(), kTransitions.size());
@@ -102,8 +102,8 @@ TEST(TransitionTable, EveryRowIsTakenInSomeContext) {
 
 TEST(TransitionTable, EveryStateButTheFinalOnesCanBeLeftAndReached) {
   std::set<State> left, reached{State::Provisioning};
-  for (const Row& r : kTransitions) {
-    if (r.kind == Kind::Internal) continue;
+  for (const TransitionRow& r : kTransitions) {
+    if (r.kind == TransitionKind::Internal) continue;
     left.insert(r.from);
     reached.insert(r.to);
   }
@@ -117,8 +117,8 @@ TEST(TransitionTable, EveryStateButTheFinalOnesCanBeLeftAndReached) {
 }
 
 TEST(TransitionTable, DegradedIsOnlyEnteredThroughAHealthSignal) {
-  for (const Row& r : kTransitions) {
-    if (r.to == State::Degraded && r.kind == Kind::External) {
+  for (const TransitionRow& r : kTransitions) {
+    if (r.to == State::Degraded && r.kind == TransitionKind::External) {
       EXPECT_EQ(r.trigger, Trigger::Unhealthy);
     }
   }

@@ -193,7 +193,7 @@ TEST(Walk, FailureDuringAResyncKeepsResyncingAfterRetry) {
 TEST(Walk, DeleteFromEveryLiveStateEndsTerminated) {
   for (State s : kAllStates) {
     if (s == S::Unknown || s == S::Terminated) continue;
-    Lifecycle l = Lifecycle::restore(s, Context{});
+    Lifecycle l = Lifecycle::restore(s, LifecycleContext{});
     ASSERT_TRUE(l.apply(T::Delete).ok()) << to_string(s);
     EXPECT_EQ(l.state(), S::Terminating);
     ASSERT_TRUE(l.apply(T::Terminated).ok());
@@ -216,7 +216,7 @@ TEST(Walk, UpdateSettingsNeverChangesState) {
 }
 
 TEST(Walk, RestoreTakesNoTransition) {
-  const Context ctx{.mode = Mode::CdcOnly, .failed_in = S::Setup};
+  const LifecycleContext ctx{.mode = Mode::CdcOnly, .failed_in = S::Setup};
   Lifecycle l = Lifecycle::restore(S::Failed, ctx);
   EXPECT_EQ(l.state(), S::Failed);
   EXPECT_EQ(l.context(), ctx);
@@ -225,7 +225,7 @@ TEST(Walk, RestoreTakesNoTransition) {
 }
 
 TEST(Walk, UnknownStateRefusesEverything) {
-  Lifecycle l = Lifecycle::restore(S::Unknown, Context{});
+  Lifecycle l = Lifecycle::restore(S::Unknown, LifecycleContext{});
   for (Trigger t : kAllTriggers) {
     ApplyResult r = l.apply(t);
     ASSERT_FALSE(r.ok());

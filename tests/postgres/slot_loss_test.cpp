@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "../expect.hpp"
 #include "../servers.hpp"
 #include "clickpipe/postgres/connection.hpp"
 #include "clickpipe/postgres/replication.hpp"
@@ -36,12 +37,9 @@ TEST(SlotLoss, AnInvalidatedSlotIsReportedAndNamesResync) {
     status = slot_status(c, slot)->wal_status;
   }
   ASSERT_EQ(status, "lost");
-  try {
-    check_slot(c, slot, created.info.consistent_point);
-    FAIL();
-  } catch (const SlotInvalidated& e) {
-    EXPECT_NE(std::string(e.what()).find("resync"), std::string::npos) << e.what();
-  }
+  const std::string what = test::message(test::expect_throws<SlotInvalidated>(
+      [&] { check_slot(c, slot, created.info.consistent_point); }));
+  EXPECT_NE(what.find("resync"), std::string::npos) << what;
   drop_slot(c, slot);
 }
 

@@ -136,7 +136,12 @@ TEST(Commands, AnInFlightBatchIsAppliedAndConfirmedOrDroppedNeverHalfConfirmed) 
         written.emplace_back(100000 + i, w.mem.source->insert(w.orders, row(100000 + i, "w")));
       }
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(2 + round % 5));
+    // Pause after a varying number of batches of the writes were applied: the pause lands
+    // mid-stream, at a different point each round.
+    const auto applied = w.faults->calls(op::apply);
+    EXPECT_TRUE(wait_until(p, [&](const PipeStatus&) {
+      return w.faults->calls(op::apply) >= applied + 1 + static_cast<unsigned>(round % 5);
+    }));
     ASSERT_TRUE(p.pause());
     ASSERT_TRUE(p.wait_for(State::Paused, 10s));
     writing = false;

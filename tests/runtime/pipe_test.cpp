@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "../expect.hpp"
 #include "clickpipe/json.hpp"
 #include "world.hpp"
 
@@ -61,15 +62,19 @@ TEST(Pipe, MaxPartitionsPerTableGrowsThePartitions) {
 
 TEST(Pipe, PauseStopsCdcAndResumeCatchesUp) {
   World w;
+  Witness witness(w);
   Pipe& p = w.started(w.config("p1"));
   ASSERT_TRUE(drive_to(p, State::Paused));
   const auto confirmed = p.status().cdc.confirmed;
   EXPECT_EQ(w.mem.source->confirmed("clickpipe_p1"), confirmed)
       << "confirmed exactly what was saved";
+  EXPECT_EQ(w.faults->calls(op::cdc_stop), 1u) << "the stream was closed";
+  const auto pulls = w.faults->calls(op::pull);
 
   w.fill(w.orders, 5000, 5100);
-  std::this_thread::sleep_for(60ms);  // three sync intervals: a running pipe would have moved
-  EXPECT_FALSE(w.in_sync(w.orders)) << "a paused pipe pulls nothing";
+  ASSERT_TRUE(witness.saw_a_later_write()) << "a running pipe would have pulled the rows by now";
+  EXPECT_EQ(w.faults->calls(op::pull), pulls) << "a paused pipe pulls nothing";
+  EXPECT_FALSE(w.in_sync(w.orders));
   EXPECT_EQ(p.status().cdc.confirmed, confirmed);
 
   ASSERT_TRUE(p.resume());
@@ -243,35 +248,31 @@ TEST(Pipe, InvalidConfigIsRejectedNamingTheField) {
   World w;
   PipeConfig cfg = w.config("p1");
   cfg.tables.push_back(w.orders);
-  try {
-    w.make(cfg);
-    FAIL();
-  } catch (const InvalidField& e) {
-    EXPECT_EQ(e.field(), "tables[2]");
-  }
+  auto e = expect_throws<InvalidField>([&] { w.make(cfg); });
+  EXPECT_EQ(e ? e->field() : "", "tables[2]");
   cfg = w.config("");
   EXPECT_THROW(w.make(cfg), InvalidField);
   cfg = w.config("p1");
   cfg.settings.partitions_in_parallel = 0;
-  try {
-    w.make(cfg);
-    FAIL();
-  } catch (const InvalidField& e) {
-    EXPECT_EQ(e.field(), "settings.partitions_in_parallel");
-  }
+  e = expect_throws<InvalidField>([&] { w.make(cfg); });
+  EXPECT_EQ(e ? e->field() : "", "settings.partitions_in_parallel");
 }
 
 TEST(Pipe, ShutdownKeepsTheStateAndStartGoesOn) {
   World w;
+  Witness witness(w);
   Pipe& p = w.started(w.config("p1"));
   ASSERT_TRUE(p.wait_for(State::Running, 10s));
   p.shutdown();
   EXPECT_EQ(p.state(), State::Running);
+  const auto pulls = w.faults->calls(op::pull);
   w.fill(w.orders, 6000, 6010);
-  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(witness.saw_a_later_write()) << "a running pipe would have pulled the rows by now";
+  EXPECT_EQ(w.faults->calls(op::pull), pulls) << "a pipe shut down pulls nothing";
   EXPECT_FALSE(w.in_sync(w.orders));
   p.start();
   EXPECT_TRUE(w.wait_in_sync(w.orders));
+  EXPECT_EQ(p.status().history.size(), 3u) << "no new transition: it simply carried on";
 }
 
 TEST(Pipe, StatusJsonHasTheDocumentedFields) {

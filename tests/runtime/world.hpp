@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../print.hpp"
@@ -139,6 +140,55 @@ struct World {
     }
     return true;
   }
+};
+
+// A second pipe on the same source, streaming only `extra` (CDC only, with its own fault plan and
+// no listener). Tests that show something does NOT happen wait on it rather than sleeping: once it
+// has applied a row written after some change and pulled a few times more, a pipe that was
+// streaming would have pulled that change too. Declare it after the World it watches.
+class Witness {
+ public:
+  explicit Witness(World& w) : w_(w) {
+    PipeOptions opts;
+    opts.logger = quiet_logger();
+    opts.clock = w.clock;
+    pipe_ = std::make_unique<Pipe>(
+        PipeConfig{"witness", Mode::CdcOnly, {w.extra}, World::fast_settings()},
+        testing::with_faults(w.mem.executors("witness"), faults_), std::move(opts));
+    pipe_->start();
+  }
+
+  // Writes a marker row to `extra`, waits until the witness has applied it, then until it has
+  // pulled `pulls` more times (each an idle sync interval). False on timeout.
+  bool saw_a_later_write(std::uint32_t pulls = 3, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    // Its slot exists once it has a confirmed position: a marker written earlier would be missed.
+    if (!testing::wait_until(
+            *pipe_, [](const PipeStatus& s) { return s.cdc.confirmed.has_value(); }, timeout)) {
+      return false;
+    }
+    const Values marker = row(next_marker_++, "witness");
+    w_.mem.source->insert(w_.extra, marker);
+    const testing::Key key = testing::key_of(table_def(w_.extra.name), marker);
+    auto poll = [&](const auto& done) {
+      while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(1ms);
+      }
+      return true;
+    };
+    if (!poll([&] { return w_.mem.destination->latest(destination_name(w_.extra), key); })) {
+      return false;
+    }
+    const std::uint32_t seen = faults_->calls(testing::op::pull);
+    return poll([&] { return faults_->calls(testing::op::pull) >= seen + pulls; });
+  }
+
+ private:
+  World& w_;
+  std::shared_ptr<testing::FaultPlan> faults_ = std::make_shared<testing::FaultPlan>();
+  std::unique_ptr<Pipe> pipe_;
+  int next_marker_ = 900000;
 };
 
 }  // namespace clickpipe::test

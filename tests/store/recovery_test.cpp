@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../expect.hpp"
 #include "../runtime/world.hpp"
+#include "clickpipe/json.hpp"
 #include "clickpipe/runtime/pipe_service.hpp"
 #include "clickpipe/store/file_store.hpp"
 #include "clickpipe/store/memory_store.hpp"
@@ -181,6 +183,7 @@ TEST(Recovery, RunningResumesFromTheSavedPosition) {
 TEST(Recovery, PausedFailedAndCompletedPipesStayPut) {
   for (State target : {State::Paused, State::Failed, State::Completed}) {
     World w;
+    Witness witness(w);
     auto store = std::make_shared<MemoryStore>();
     PipeConfig cfg =
         w.config("p1", target == State::Completed ? Mode::SnapshotOnly : Mode::InitialLoadAndCdc);
@@ -195,7 +198,7 @@ TEST(Recovery, PausedFailedAndCompletedPipesStayPut) {
            with_store(w, store));
     p.start();
     w.fill(w.orders, 3000, 3010);
-    std::this_thread::sleep_for(60ms);
+    ASSERT_TRUE(witness.saw_a_later_write()) << "a running pipe would have pulled the rows by now";
     EXPECT_EQ(p.state(), target);
     EXPECT_EQ(w.faults->calls(op::pull) + w.faults->calls(op::copy_partition), calls)
         << to_string(target) << ": no work while it stays";
@@ -204,6 +207,7 @@ TEST(Recovery, PausedFailedAndCompletedPipesStayPut) {
 
 TEST(Recovery, APauseAskedForBeforeTheStopIsCarriedOutAfterIt) {
   World w;
+  Witness witness(w);
   auto store = std::make_shared<MemoryStore>();
   {
     Pipe p(w.config("p1"), w.mem.executors("p1"), with_store(w, store));
@@ -214,12 +218,14 @@ TEST(Recovery, APauseAskedForBeforeTheStopIsCarriedOutAfterIt) {
   // after the save would leave it).
   PipeRecord r = store->load_all().records.at(0);
   r.intent = Intent::Paused;
-  Pipe p(r, w.mem.executors("p1"), with_store(w, store));
+  Pipe p(r, testing::with_faults(w.mem.executors("p1"), w.faults), with_store(w, store));
   EXPECT_EQ(p.state(), State::Pausing) << "moved before any work starts";
   p.start();
   ASSERT_TRUE(p.wait_for(State::Paused, 10s));
   w.fill(w.orders, 4000, 4010);
-  std::this_thread::sleep_for(60ms);
+  ASSERT_TRUE(witness.saw_a_later_write()) << "a running pipe would have pulled the rows by now";
+  EXPECT_EQ(w.faults->calls(op::cdc_start), 0u) << "the pause came first: CDC never started";
+  EXPECT_EQ(w.faults->calls(op::pull), 0u);
   EXPECT_FALSE(w.in_sync(w.orders));
 }
 
@@ -228,19 +234,16 @@ TEST(Recovery, AnUnknownStateIsRefusedNamingTheField) {
   PipeRecord r;
   r.id = "p1";
   r.tables = {w.orders};
-  r.lifecycle = Lifecycle::restore(State::Unknown, Context{});
-  try {
-    Pipe p(r, w.mem.executors("p1"), PipeOptions{});
-    FAIL();
-  } catch (const InvalidField& e) {
-    EXPECT_EQ(e.field(), "lifecycle.state");
-  }
+  r.lifecycle = Lifecycle::restore(State::Unknown, LifecycleContext{});
+  const auto e =
+      expect_throws<InvalidField>([&] { Pipe p(r, w.mem.executors("p1"), PipeOptions{}); });
+  EXPECT_EQ(e ? e->field() : "", "lifecycle.state");
 }
 
 // ---- the service ----
 
-PipeService::Options service_options(World& w, std::shared_ptr<StateStore> store) {
-  PipeService::Options o;
+ServiceOptions service_options(World& w, std::shared_ptr<StateStore> store) {
+  ServiceOptions o;
   o.store = std::move(store);
   o.executors = [&w](const std::string& id, Mode) { return w.mem.executors(id); };
   o.logger = quiet_logger();
@@ -261,7 +264,9 @@ TEST(Service, CreatesListsRemovesAndResumesAfterAGracefulShutdown) {
     ASSERT_TRUE(drive_to(b, State::Paused));
     EXPECT_EQ(service.list(), (std::vector<std::string>{"a", "b"}));
     EXPECT_THROW(service.create(w.config("a")), StoreError);
-    EXPECT_NE(service.status_json().find("\"state\": \"Paused\""), std::string::npos);
+    EXPECT_NE(
+        service_status_json(service.statuses(), service.broken()).find("\"state\": \"Paused\""),
+        std::string::npos);
     service.shutdown();
   }
   w.fill(w.orders, 5000, 5050);
@@ -287,7 +292,7 @@ TEST(Service, RestoresAThousandPipes) {
     r.id = "pipe-" + std::to_string(i);
     r.tables = {w.orders};
     r.settings = World::fast_settings();
-    r.lifecycle = Lifecycle::restore(State::Paused, Context{});
+    r.lifecycle = Lifecycle::restore(State::Paused, LifecycleContext{});
     r.intent = Intent::Paused;
     r.definitions = {table_def("orders")};
     r.confirmed = w.mem.source->head();
@@ -311,7 +316,7 @@ TEST(Service, RestoresAThousandPipes) {
 
 TEST(Service, BoundsSnapshotPartitionsAcrossPipes) {
   World w(1000);
-  PipeService::Options o = service_options(w, std::make_shared<MemoryStore>());
+  ServiceOptions o = service_options(w, std::make_shared<MemoryStore>());
   o.max_concurrent_partitions = 2;
   w.faults->delay(op::copy_partition, 2ms);
   o.executors = [&w](const std::string& id, Mode) {

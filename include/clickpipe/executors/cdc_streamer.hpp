@@ -5,7 +5,7 @@
 #include <span>
 
 #include "clickpipe/change.hpp"
-#include "clickpipe/executors/context.hpp"
+#include "clickpipe/executors/exec_context.hpp"
 #include "clickpipe/lsn.hpp"
 #include "clickpipe/table.hpp"
 

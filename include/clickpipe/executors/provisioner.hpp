@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "clickpipe/executors/context.hpp"
+#include "clickpipe/executors/exec_context.hpp"
 #include "clickpipe/lifecycle/mode.hpp"
 #include "clickpipe/table.hpp"
 

@@ -4,7 +4,7 @@
 #include <span>
 #include <vector>
 
-#include "clickpipe/executors/context.hpp"
+#include "clickpipe/executors/exec_context.hpp"
 #include "clickpipe/slot.hpp"
 #include "clickpipe/table.hpp"
 

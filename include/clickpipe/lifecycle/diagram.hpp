@@ -42,17 +42,17 @@ inline std::string_view to_string(Effect e) noexcept {
 }
 
 namespace diagram_detail {
-inline std::string label(const Row& r) {
+inline std::string label(const TransitionRow& r) {
   std::string out(to_string(r.trigger));
   if (std::string g = describe(r.guard); !g.empty()) out += " [" + g + "]";
   return out;
 }
 
 // External rows grouped by (from, to) in table order, their labels joined.
-inline std::vector<std::pair<const Row*, std::string>> edges() {
-  std::vector<std::pair<const Row*, std::string>> out;
-  for (const Row& r : kTransitions) {
-    if (r.kind == Kind::Internal) continue;
+inline std::vector<std::pair<const TransitionRow*, std::string>> edges() {
+  std::vector<std::pair<const TransitionRow*, std::string>> out;
+  for (const TransitionRow& r : kTransitions) {
+    if (r.kind == TransitionKind::Internal) continue;
     bool merged = false;
     for (auto& [first, text] : out) {
       if (first->from == r.from && first->to == r.to) {
@@ -99,13 +99,14 @@ inline std::string to_dot() {
 // Every row, internal ones included, as a Markdown table in table order.
 inline std::string to_markdown_table() {
   std::string out = "| from | trigger | guard | to | effect |\n|---|---|---|---|---|\n";
-  for (const Row& r : kTransitions) {
+  for (const TransitionRow& r : kTransitions) {
     out += "| ";
     out += to_string(r.from);
     out += " | `";
     out += to_string(r.trigger);
     out += "` | " + describe(r.guard) + " | ";
-    out += r.kind == Kind::Internal ? "(stays, no re-entry)" : std::string(to_string(r.to));
+    out +=
+        r.kind == TransitionKind::Internal ? "(stays, no re-entry)" : std::string(to_string(r.to));
     out += " | ";
     out += to_string(r.effect);
     out += " |\n";

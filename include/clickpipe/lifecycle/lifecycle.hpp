@@ -6,7 +6,7 @@
 #include <string_view>
 #include <variant>
 
-#include "clickpipe/lifecycle/context.hpp"
+#include "clickpipe/lifecycle/lifecycle_context.hpp"
 #include "clickpipe/lifecycle/transition_table.hpp"
 
 namespace clickpipe {
@@ -16,7 +16,7 @@ struct Transition {
   State from = State::Unknown;
   Trigger trigger = Trigger::Pause;
   State to = State::Unknown;
-  Kind kind = Kind::External;
+  TransitionKind kind = TransitionKind::External;
   std::size_t row = 0;
 
   friend constexpr bool operator==(const Transition&, const Transition&) = default;
@@ -84,7 +84,8 @@ class ApplyResult {
   std::variant<Transition, Rejection> v_;
 };
 
-constexpr Context apply_effect(Effect e, const Row& row, Context c) noexcept {
+constexpr LifecycleContext apply_effect(Effect e, const TransitionRow& row,
+                                        LifecycleContext c) noexcept {
   switch (e) {
     case Effect::None: break;
     case Effect::RecordFailure: c.failed_in = row.from; break;
@@ -102,7 +103,7 @@ constexpr Context apply_effect(Effect e, const Row& row, Context c) noexcept {
     case Effect::ForgetPaused: c.back_to_paused = false; break;
     case Effect::FinishLoad: c.adding_tables = false; break;
     case Effect::BeginResync:
-      c = Context{.mode = c.mode};
+      c = LifecycleContext{.mode = c.mode};
       c.resyncing = true;
       break;
     case Effect::FinishResync: c.resyncing = false; break;
@@ -117,7 +118,7 @@ class Lifecycle {
       : state_(State::Provisioning), context_{.mode = mode} {}
 
   // A saved pipe, put back as it was: no transition is taken, so no entry work is implied.
-  static constexpr Lifecycle restore(State state, const Context& context) noexcept {
+  static constexpr Lifecycle restore(State state, const LifecycleContext& context) noexcept {
     Lifecycle l(context.mode);
     l.state_ = state;
     l.context_ = context;
@@ -126,14 +127,14 @@ class Lifecycle {
 
   constexpr State state() const noexcept { return state_; }
   constexpr Mode mode() const noexcept { return context_.mode; }
-  constexpr const Context& context() const noexcept { return context_; }
+  constexpr const LifecycleContext& context() const noexcept { return context_; }
 
   // What `trigger` would do now, without doing it.
   constexpr ApplyResult check(Trigger trigger) const noexcept {
     if (state_ == State::Unknown) return Rejection{state_, trigger, RejectReason::UnknownState};
     if (is_final(state_)) return Rejection{state_, trigger, RejectReason::FinalState};
     if (auto i = find_row(state_, trigger, context_)) {
-      const Row& r = kTransitions[*i];
+      const TransitionRow& r = kTransitions[*i];
       return Transition{r.from, r.trigger, r.to, r.kind, *i};
     }
     if (has_rows(state_, trigger)) return Rejection{state_, trigger, RejectReason::GuardFailed};
@@ -146,7 +147,7 @@ class Lifecycle {
   constexpr ApplyResult apply(Trigger trigger) noexcept {
     ApplyResult result = check(trigger);
     if (result.ok()) {
-      const Row& r = kTransitions[result.transition().row];
+      const TransitionRow& r = kTransitions[result.transition().row];
       context_ = apply_effect(r.effect, r, context_);
       state_ = r.to;
     }
@@ -166,7 +167,7 @@ class Lifecycle {
 
  private:
   State state_;
-  Context context_;
+  LifecycleContext context_;
 };
 
 }  // namespace clickpipe

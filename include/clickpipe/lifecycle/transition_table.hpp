@@ -9,7 +9,7 @@
 #include <span>
 #include <string_view>
 
-#include "clickpipe/lifecycle/context.hpp"
+#include "clickpipe/lifecycle/lifecycle_context.hpp"
 #include "clickpipe/lifecycle/mode.hpp"
 #include "clickpipe/lifecycle/state.hpp"
 #include "clickpipe/lifecycle/trigger.hpp"
@@ -44,7 +44,7 @@ struct Guard {
     return {GuardKind::FailedIn, static_cast<std::uint8_t>(s)};
   }
 
-  constexpr bool holds(const Context& c) const noexcept {
+  constexpr bool holds(const LifecycleContext& c) const noexcept {
     switch (kind) {
       case GuardKind::Always: return true;
       case GuardKind::ModeIs: return c.mode == static_cast<Mode>(arg);
@@ -81,31 +81,29 @@ enum class Effect : std::uint8_t {
 
 // External rows leave the state and enter `to` (work restarts even when to == from, a re-entry).
 // Internal rows change nothing but the context (update_settings, a repeated delete).
-enum class Kind : std::uint8_t { External, Internal };
+enum class TransitionKind : std::uint8_t { External, Internal };
 
-struct Row {
+struct TransitionRow {
   State from;
   Trigger trigger;
   Guard guard;
   State to;
   Effect effect;
-  Kind kind;
+  TransitionKind kind;
 };
-
-namespace table_detail {
-using S = State;
-using T = Trigger;
-using E = Effect;
-using G = Guard;
-inline constexpr Kind X = Kind::External;
-inline constexpr Kind I = Kind::Internal;
-}  // namespace table_detail
 
 // Rows are matched in order: for one (from, trigger) the first row whose guard holds wins, so
 // specific guards come before G::always(). No row leaves Terminated or Unknown.
 // clang-format off
 inline constexpr auto kTransitions = [] {
-  using namespace table_detail;
+  // Short local names keep the rows one line each.
+  using Row = TransitionRow;
+  using S = State;
+  using T = Trigger;
+  using E = Effect;
+  using G = Guard;
+  constexpr TransitionKind X = TransitionKind::External;
+  constexpr TransitionKind I = TransitionKind::Internal;
   return std::array{
       //  from           | trigger              | guard                                 | to             | effect               | kind
       Row{S::Provisioning, T::Provisioned,        G::always(),                            S::Setup,        E::None,               X},
@@ -201,7 +199,7 @@ inline constexpr auto kTransitions = [] {
 }();
 // clang-format on
 
-constexpr std::span<const Row> transition_table() noexcept { return kTransitions; }
+constexpr std::span<const TransitionRow> transition_table() noexcept { return kTransitions; }
 
 // Each state's rows stand together in the table (checked below), so a lookup scans only them.
 struct RowRange {
@@ -221,10 +219,10 @@ inline constexpr auto kRowsByState = [] {
 
 // The index of the row that `trigger` takes from `from` in context `ctx`, if any.
 constexpr std::optional<std::size_t> find_row(State from, Trigger trigger,
-                                              const Context& ctx) noexcept {
+                                              const LifecycleContext& ctx) noexcept {
   const RowRange range = kRowsByState[index_of(from)];
   for (std::size_t i = range.begin; i < range.end; ++i) {
-    const Row& r = kTransitions[i];
+    const TransitionRow& r = kTransitions[i];
     if (r.trigger == trigger && r.guard.holds(ctx)) return i;
   }
   return std::nullopt;
@@ -244,7 +242,7 @@ constexpr bool has_rows(State from, Trigger trigger) noexcept {
 // pipe use Lifecycle::allowed_commands().
 constexpr TriggerSet allowed_commands(State state, Mode mode) noexcept {
   TriggerSet out;
-  for (const Row& r : kTransitions) {
+  for (const TransitionRow& r : kTransitions) {
     if (r.from == state && is_command(r.trigger) && r.guard.possible_in(mode))
       out.insert(r.trigger);
   }
@@ -254,7 +252,7 @@ constexpr TriggerSet allowed_commands(State state, Mode mode) noexcept {
 // The table checks itself when it is compiled.
 namespace table_detail {
 constexpr bool no_row_leaves_terminal_or_unknown() {
-  for (const Row& r : kTransitions) {
+  for (const TransitionRow& r : kTransitions) {
     if (r.from == State::Terminated || r.from == State::Unknown || r.to == State::Unknown)
       return false;
   }
@@ -264,8 +262,8 @@ constexpr bool no_row_leaves_terminal_or_unknown() {
 constexpr bool every_row_reachable() {
   for (std::size_t i = 0; i < kTransitions.size(); ++i) {
     for (std::size_t j = i + 1; j < kTransitions.size(); ++j) {
-      const Row& a = kTransitions[i];
-      const Row& b = kTransitions[j];
+      const TransitionRow& a = kTransitions[i];
+      const TransitionRow& b = kTransitions[j];
       if (a.from == b.from && a.trigger == b.trigger &&
           (a.guard.kind == GuardKind::Always || a.guard == b.guard))
         return false;
@@ -274,8 +272,8 @@ constexpr bool every_row_reachable() {
   return true;
 }
 constexpr bool internal_rows_stay() {
-  for (const Row& r : kTransitions) {
-    if (r.kind == Kind::Internal && r.to != r.from) return false;
+  for (const TransitionRow& r : kTransitions) {
+    if (r.kind == TransitionKind::Internal && r.to != r.from) return false;
   }
   return true;
 }

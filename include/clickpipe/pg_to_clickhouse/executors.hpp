@@ -7,9 +7,9 @@
 #include <string>
 
 #include "clickpipe/clickhouse/client.hpp"
+#include "clickpipe/executors/executors.hpp"
 #include "clickpipe/postgres/connection.hpp"
 #include "clickpipe/postgres/stream.hpp"
-#include "clickpipe/runtime/pipe.hpp"
 
 namespace clickpipe::pg_to_clickhouse {
 
@@ -26,12 +26,6 @@ struct Config {
   postgres::StreamLimits stream;
 };
 
-// The servers the scripts in scripts/ start for the demo, tests and benchmarks, as they export
-// them: CLICKPIPE_PG_{HOST,PORT,DATABASE,USER,PASSWORD}, and CLICKPIPE_CH_{HOST,PORT,USER,PASSWORD}
-// (plain HTTP) unless CLICKPIPE_CH_URL names the destination (chdb://DIR: embedded, no
-// credentials). Throws InvalidField naming the first variable that is not set.
-Config config_from_environment(const std::string& pipe_id);
-
 // The ClickHouse table a source table lands in: its name, prefixed with the schema unless public.
 std::string destination_table(const TableRef& table);
 std::string slot_name(const std::string& pipe_id);
@@ -47,6 +41,10 @@ struct Counters {
   std::uint64_t tables_stopped = 0;         // by a schema change the pipe cannot follow
   std::uint64_t partitions_backfilled = 0;  // attached partitions whose rows were copied
   std::uint64_t truncates = 0;
+  // Partitions of the initial load read under the slot's exported snapshot, and under a fresh one
+  // (the exported snapshot was gone: after a restart, or a table added later).
+  std::uint64_t partitions_in_exported_snapshot = 0;
+  std::uint64_t partitions_in_fresh_snapshot = 0;
 };
 Counters counters() noexcept;
 

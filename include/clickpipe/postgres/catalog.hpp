@@ -47,4 +47,10 @@ std::optional<std::vector<TableRef>> leaf_partitions(Connection& conn, std::uint
 // "schema"."name", quoted for this connection.
 std::string qualified(const Connection& conn, const TableRef& table);
 
+// The OID of the relation `table` names now; 0 when no relation has that name.
+std::uint32_t relation_oid(Connection& conn, const TableRef& table);
+// The relation with `oid` under its current name, quoted where needed ("schema".name); nullopt
+// when no relation has that OID any more.
+std::optional<std::string> relation_name(Connection& conn, std::uint32_t oid);
+
 }  // namespace clickpipe::postgres

@@ -106,6 +106,9 @@ class Connection {
   ConnectionSettings settings_;
 };
 
+// One round trip (SELECT 1): the session answers queries, not only the handshake.
+void ping(Connection& conn);
+
 // The session settings every connection pins through libpq's `options` (the replication
 // connection too, whose walsender prints the values pgoutput sends), after PGOPTIONS and any
 // options of the connection string: values arrive in one form whatever the server's defaults

@@ -24,6 +24,10 @@ std::vector<Partition> plan_partitions(Connection& conn, const TableDefinition& 
                                        std::uint64_t rows_per_partition,
                                        std::uint64_t max_partitions);
 
+// Begins a REPEATABLE READ READ ONLY transaction on `conn` and exports its snapshot: the name
+// other connections read under (CopyOut) while `conn` stays open and idle in that transaction.
+std::string export_snapshot(Connection& conn);
+
 // Thrown when the exported snapshot is gone (its exporting connection closed, e.g. after a
 // restart): the caller reads from a fresh snapshot instead, which is correct because CDC replays
 // everything after the slot's consistent point.

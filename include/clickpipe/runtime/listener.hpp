@@ -30,7 +30,9 @@ class TransitionListener {
   virtual void on_rejected(const std::string& pipe_id, const Rejection& rejection) {
     (void)pipe_id, (void)rejection;
   }
-  // A transient error that will be retried.
+  // A failed attempt. With retry.next_attempt_at, a transient error that will be retried then;
+  // without, an error waiting cannot heal (a store that cannot save): the pipe's work has stopped
+  // where it was, and status() shows the same error until a save goes through again.
   virtual void on_retry(const std::string& pipe_id, const RetryStatus& retry) {
     (void)pipe_id, (void)retry;
   }

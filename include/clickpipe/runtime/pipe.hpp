@@ -8,10 +8,7 @@
 #include <vector>
 
 #include "clickpipe/clock.hpp"
-#include "clickpipe/executors/cdc_streamer.hpp"
-#include "clickpipe/executors/provisioner.hpp"
-#include "clickpipe/executors/snapshot_copier.hpp"
-#include "clickpipe/executors/table_setup.hpp"
+#include "clickpipe/executors/executors.hpp"
 #include "clickpipe/lifecycle/lifecycle.hpp"
 #include "clickpipe/runtime/concurrency_limit.hpp"
 #include "clickpipe/runtime/health.hpp"
@@ -25,13 +22,6 @@ class logger;
 }
 
 namespace clickpipe {
-
-struct Executors {
-  std::shared_ptr<Provisioner> provisioner;
-  std::shared_ptr<TableSetup> table_setup;
-  std::shared_ptr<SnapshotCopier> snapshot;
-  std::shared_ptr<CdcStreamer> cdc;
-};
 
 struct PipeConfig {
   std::string id;
@@ -87,7 +77,12 @@ class Pipe {
   Pipe(const Pipe&) = delete;
   Pipe& operator=(const Pipe&) = delete;
 
-  // Begins the work of the current state (a new pipe: Provisioning).
+  // Begins the work of the current state (a new pipe: Provisioning). A store save that fails for
+  // now is retried without end; one the store refuses for good (StoreError::transient() false)
+  // stops the work where it is, with "the store cannot save: ..." in status(). start() again, or
+  // a command whose save goes through, resumes it. A store that failed with
+  // StoreErrorCode::Failed refuses every save until it is opened again, so for it only a new
+  // Pipe over a reopened store (a process restart) helps; start() would redo work in vain.
   void start();
   // Stops all work and joins the workers without changing the state; start() resumes.
   void shutdown();

@@ -14,27 +14,27 @@
 
 namespace clickpipe {
 
+// Makes the executors of one pipe. Share what the pipes of a service share (the provisioner's
+// infrastructure, connection pools) inside the factory.
+using ExecutorFactory = std::function<Executors(const std::string& pipe_id, Mode mode)>;
+
+struct ServiceOptions {
+  std::shared_ptr<StateStore> store;  // required
+  ExecutorFactory executors;          // required
+  std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<Clock> clock;
+  std::shared_ptr<HealthPolicy> health;
+  std::size_t max_concurrent_partitions = 0;                   // across all pipes; 0: no bound
+  std::vector<std::shared_ptr<TransitionListener>> listeners;  // given to every pipe
+};
+
 // Threading: every member function may be called from any thread, except from a pipe's listener
 // (it may wait for pipes).
 class PipeService {
  public:
-  // Makes the executors of one pipe. Share what the pipes of a service share (the provisioner's
-  // infrastructure, connection pools) inside the factory.
-  using ExecutorFactory = std::function<Executors(const std::string& pipe_id, Mode mode)>;
-
-  struct Options {
-    std::shared_ptr<StateStore> store;  // required
-    ExecutorFactory executors;          // required
-    std::shared_ptr<spdlog::logger> logger;
-    std::shared_ptr<Clock> clock;
-    std::shared_ptr<HealthPolicy> health;
-    std::size_t max_concurrent_partitions = 0;                   // across all pipes; 0: no bound
-    std::vector<std::shared_ptr<TransitionListener>> listeners;  // given to every pipe
-  };
-
   // Loads the store and restores every pipe in it, then starts them: each resumes where it was
   // (see docs/durability.md). Records that cannot be read are reported by broken(), not run.
-  explicit PipeService(Options options);
+  explicit PipeService(ServiceOptions options);
   ~PipeService();
   PipeService(const PipeService&) = delete;
   PipeService& operator=(const PipeService&) = delete;
@@ -52,9 +52,8 @@ class PipeService {
   const std::vector<BrokenRecord>& broken() const noexcept { return broken_; }
   // The most partitions that copied at once under max_concurrent_partitions (0 without a bound).
   std::size_t peak_concurrent_partitions() const { return limit_ ? limit_->peak() : 0; }
+  // As JSON: service_status_json(statuses(), broken()) in clickpipe/json.hpp.
   std::vector<PipeStatus> statuses();
-  // {"pipes": [status, ...], "broken": [{"name", "reason"}, ...]}
-  std::string status_json();
   // Stops every pipe (each keeps its saved state) and joins their threads. A later service on the
   // same store resumes them.
   void shutdown();
@@ -63,7 +62,7 @@ class PipeService {
   PipeOptions pipe_options();
   void reap();  // forgets pipes that reached Terminated
 
-  Options options_;
+  ServiceOptions options_;
   std::shared_ptr<ConcurrencyLimit> limit_;
   std::shared_ptr<TransitionListener> reaper_;
   std::mutex mu_;

@@ -10,6 +10,12 @@
 // A failed fsync is never retried as if it had worked: the temp file is thrown away and the
 // next save writes a new one; a failed fsync of the directory, after which it is unknown what is
 // on disk, poisons the store (every later save fails) until it is opened again.
+//
+// Errors are StoreErrors naming the path: Unavailable when a write, fsync or rename failed and
+// the old record stands (ENOSPC, EIO and other errors waiting can heal); Refused for the rest
+// (EACCES, EPERM, EROFS, ENAMETOOLONG, a directory where a file should be, ...); NotFound
+// when the directory is gone; Failed once poisoned or overtaken by a newer writer; Locked when
+// another process holds the store; Corrupt when GENERATION cannot be read as a number.
 #pragma once
 
 #include <cstdint>
@@ -18,23 +24,10 @@
 #include <string>
 #include <string_view>
 
+#include "clickpipe/store/file_system.hpp"
 #include "clickpipe/store/state_store.hpp"
 
 namespace clickpipe {
-
-// The file operations the store uses, overridable for fault injection (as RocksDB's FileSystem).
-// Each returns 0 or an errno value.
-class FileSystem {
- public:
-  virtual ~FileSystem() = default;
-  virtual int write_file(const std::string& path, std::string_view data) = 0;  // create/truncate
-  virtual int fsync_file(const std::string& path) = 0;
-  virtual int rename(const std::string& from, const std::string& to) = 0;
-  virtual int fsync_dir(const std::string& dir) = 0;
-  virtual int remove(const std::string& path) = 0;
-};
-
-std::shared_ptr<FileSystem> posix_file_system();
 
 class FileStore final : public StateStore {
  public:
@@ -43,9 +36,12 @@ class FileStore final : public StateStore {
                                          std::shared_ptr<FileSystem> fs = posix_file_system());
   ~FileStore() override;
 
+  // A record that cannot be read or decoded is reported in `broken`; only a directory that
+  // cannot be listed throws.
   LoadResult load_all() override;
   void save(const PipeRecord& record) override;
   void remove(const std::string& id) override;
+  // Throws StoreError when it cannot be told (a stat failing other than with ENOENT).
   bool holds(const std::string& id) override;
 
   std::uint64_t generation() const noexcept { return generation_; }
@@ -53,20 +49,22 @@ class FileStore final : public StateStore {
   std::string path_of(const std::string& id) const;
 
  private:
-  FileStore(std::string dir, std::shared_ptr<FileSystem> fs, int lock_fd, std::uint64_t generation);
-  void check_generation();
+  FileStore(std::string dir, std::shared_ptr<FileSystem> fs, std::unique_ptr<FileLock> lock,
+            std::uint64_t generation);
+  void check_writable();                                        // under mu_
+  [[noreturn]] void poison(int err, const std::string& doing);  // under mu_
 
   const std::string dir_;
   const std::shared_ptr<FileSystem> fs_;
-  const int lock_fd_;
+  const std::unique_ptr<FileLock> lock_;
   const std::uint64_t generation_;
   std::mutex mu_;
-  std::string poisoned_;  // why every save now fails, once a directory fsync failed
+  std::string poisoned_;  // why every save now fails: a failed directory fsync or a newer writer
 };
 
 // The JSON form of a record file, exposed for tools and tests.
 std::string encode_record(const PipeRecord& record, std::uint64_t generation);
-// Throws InvalidField / StoreError with a reason; upgrades older format versions.
+// Throws InvalidField naming what is wrong; upgrades older format versions.
 PipeRecord decode_record(std::string_view text, std::uint64_t* generation = nullptr);
 
 }  // namespace clickpipe

@@ -3,7 +3,9 @@
 // before it is confirmed to the source.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clickpipe/error.hpp"
@@ -11,22 +13,30 @@
 
 namespace clickpipe {
 
-// A save or load that failed. Transient ones (a full disk, a failed write) may work later: the
-// pipe stops advancing and retries. Fatal ones (the store lost its lock, a failed directory
-// fsync whose outcome is unknown) refuse every later save until the store is opened again.
-class StoreError : public TransientError {
- public:
-  StoreError(const std::string& message, bool fatal) : TransientError(message), fatal_(fatal) {}
-  bool fatal() const noexcept { return fatal_; }
-
- private:
-  bool fatal_;
+// Why a store call failed. Only Unavailable may heal by itself; the others need someone to act.
+enum class StoreErrorCode : std::uint8_t {
+  Unavailable,    // a write, fsync or rename failed, nothing changed (full disk, EIO): retry
+  Failed,         // the store refuses every later save (lost its lock, an fsync whose outcome is
+                  // unknown): reopen it, which re-reads what is really on disk
+  Corrupt,        // what is stored cannot be read back (bad checksum, truncated, unknown format)
+  AlreadyExists,  // an id that is taken
+  NotFound,       // no such record
+  Locked,         // another process holds the store
+  Refused,        // the operating system refuses access (permissions, a read-only file system)
 };
 
-// A record that could not be read: reported by name, never dropped, never overwritten.
-struct BrokenRecord {
-  std::string name;    // the pipe id where known, else the file name
-  std::string reason;  // "checksum mismatch", "format version 3 is newer than 2", ...
+std::string_view to_string(StoreErrorCode code) noexcept;
+
+// A save or load that failed, with a code saying what to do about it. Not a TransientError: the
+// runtime retries only what transient() says may heal, and surfaces the rest as the pipe's error.
+class StoreError : public Error {
+ public:
+  StoreError(StoreErrorCode code, const std::string& message) : Error(message), code_(code) {}
+  StoreErrorCode code() const noexcept { return code_; }
+  bool transient() const noexcept { return code_ == StoreErrorCode::Unavailable; }
+
+ private:
+  StoreErrorCode code_;
 };
 
 struct LoadResult {

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "clickpipe/runtime/pipe.hpp"
+#include "clickpipe/executors/executors.hpp"
 
 namespace clickpipe::testing {
 

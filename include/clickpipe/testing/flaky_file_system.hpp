@@ -1,17 +1,23 @@
 // A FileSystem for FileStore tests: real files, with errors injected on demand.
 #pragma once
 
-#include <cerrno>
+#include <cerrno>  // for callers: the errno values they inject
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
-#include "clickpipe/store/file_store.hpp"
+#include "clickpipe/store/file_system.hpp"
 
 namespace clickpipe::testing {
 
-// Thread-safe. fail("fsync_file", EIO, 2) makes the next two fsyncs of a file fail with EIO.
-// Operations: write_file, fsync_file, rename, fsync_dir, remove.
+// Thread-safe. fail("fsync_file", EIO, 2) makes the next two fsyncs of a file fail with EIO;
+// times = -1 fails until heal(). Operations, named as the FileSystem calls: create_dir, lock,
+// list_dir, fsync_dir, read_file, stat, write_file, fsync_file, rename, remove. A failed call
+// does nothing.
 class FlakyFileSystem final : public FileSystem {
  public:
   void fail(const std::string& operation, int error, int times = 1) {
@@ -27,6 +33,30 @@ class FlakyFileSystem final : public FileSystem {
     return failures_;
   }
 
+  int create_dir(const std::string& dir) override {
+    if (int e = injected("create_dir")) return e;
+    return real_->create_dir(dir);
+  }
+  int lock(const std::string& path, std::unique_ptr<FileLock>& held) override {
+    if (int e = injected("lock")) return e;
+    return real_->lock(path, held);
+  }
+  int list_dir(const std::string& dir, std::vector<std::string>& names) override {
+    if (int e = injected("list_dir")) return e;
+    return real_->list_dir(dir, names);
+  }
+  int fsync_dir(const std::string& dir) override {
+    if (int e = injected("fsync_dir")) return e;
+    return real_->fsync_dir(dir);
+  }
+  int read_file(const std::string& path, std::string& data) override {
+    if (int e = injected("read_file")) return e;
+    return real_->read_file(path, data);
+  }
+  int stat(const std::string& path) override {
+    if (int e = injected("stat")) return e;
+    return real_->stat(path);
+  }
   int write_file(const std::string& path, std::string_view data) override {
     if (int e = injected("write_file")) return e;
     return real_->write_file(path, data);
@@ -38,10 +68,6 @@ class FlakyFileSystem final : public FileSystem {
   int rename(const std::string& from, const std::string& to) override {
     if (int e = injected("rename")) return e;
     return real_->rename(from, to);
-  }
-  int fsync_dir(const std::string& dir) override {
-    if (int e = injected("fsync_dir")) return e;
-    return real_->fsync_dir(dir);
   }
   int remove(const std::string& path) override {
     if (int e = injected("remove")) return e;
@@ -57,7 +83,7 @@ class FlakyFileSystem final : public FileSystem {
     ++failures_;
     return it->second.first;
   }
-  std::shared_ptr<FileSystem> real_ = posix_file_system();
+  const std::shared_ptr<FileSystem> real_ = posix_file_system();
   mutable std::mutex mu_;
   std::map<std::string, std::pair<int, int>> plan_;  // op -> (errno, remaining; -1 forever)
   int failures_ = 0;

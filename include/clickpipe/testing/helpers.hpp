@@ -12,8 +12,6 @@
 
 namespace clickpipe::testing {
 
-using namespace std::chrono_literals;
-
 // Sets every retry policy in `settings` to back off from `initial` up to `max` (with `jitter`):
 // tests and kill tests want failures retried in milliseconds, not the upstream seconds.
 void fast_retries(Settings& settings, std::chrono::milliseconds initial,
@@ -21,12 +19,13 @@ void fast_retries(Settings& settings, std::chrono::milliseconds initial,
 
 // Polls status() until pred holds; false on timeout.
 bool wait_until(const Pipe& pipe, const std::function<bool(const PipeStatus&)>& pred,
-                std::chrono::milliseconds timeout = 10s);
+                std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Drives a started pipe to `target` the way a user would: waits for states the pipe reaches on
 // its own (Setup, Snapshot, Running, Completed, Failed), pauses for Paused, deletes for
 // Terminated. False on timeout or when the needed command is refused.
-bool drive_to(Pipe& pipe, State target, std::chrono::milliseconds timeout = 10s);
+bool drive_to(Pipe& pipe, State target,
+              std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Records every transition as "From -[trigger]-> To" (internal ones as "From -[trigger]- (stays)"),
 // plus rejections of queued commands as "REJECTED: ...". Thread-safe.
@@ -40,7 +39,8 @@ class RecordingListener : public TransitionListener {
   std::vector<State> states() const;  // the `to` of every external transition, in order
   std::vector<RetryStatus> retries() const;
   // Waits until the log has at least n entries.
-  bool wait_for_entries(std::size_t n, std::chrono::milliseconds timeout = 10s) const;
+  bool wait_for_entries(std::size_t n,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
  private:
   mutable std::mutex mu_;

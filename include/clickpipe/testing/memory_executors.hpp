@@ -9,10 +9,10 @@
 #include <string>
 
 #include "clickpipe/executors/cdc_streamer.hpp"
+#include "clickpipe/executors/executors.hpp"
 #include "clickpipe/executors/provisioner.hpp"
 #include "clickpipe/executors/snapshot_copier.hpp"
 #include "clickpipe/executors/table_setup.hpp"
-#include "clickpipe/runtime/pipe.hpp"
 #include "clickpipe/testing/memory_destination.hpp"
 #include "clickpipe/testing/memory_source.hpp"
 

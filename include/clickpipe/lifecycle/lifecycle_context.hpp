@@ -21,7 +21,7 @@ constexpr std::string_view to_string(PauseFor p) noexcept {
   return "pause";
 }
 
-struct Context {
+struct LifecycleContext {
   Mode mode = Mode::InitialLoadAndCdc;
   State failed_in = State::Unknown;  // in Failed: where the error happened (retry goes back there)
   PauseFor pause_for = PauseFor::Pause;  // in Pausing: what follows the stop
@@ -29,7 +29,7 @@ struct Context {
   bool adding_tables = false;   // Setup/Snapshot cover only tables added to a running pipe
   bool back_to_paused = false;  // Modifying returns to Paused (it was entered from Paused)
 
-  friend constexpr bool operator==(const Context&, const Context&) = default;
+  friend constexpr bool operator==(const LifecycleContext&, const LifecycleContext&) = default;
 };
 
 }  // namespace clickpipe

@@ -31,15 +31,6 @@ class ProgressSink {
   virtual void note(std::string_view text) { (void)text; }
 };
 
-ProgressSink& null_progress() noexcept;
-
-// Thrown by executors (or ExecContext::throw_if_stopped) when they stop because `stop` was
-// requested. The runtime treats it as the end of the work, not as a failure.
-class Cancelled : public Error {
- public:
-  Cancelled() : Error("cancelled") {}
-};
-
 struct ExecContext {
   std::stop_token stop;  // requested when the pipe leaves the state or shuts down: return soon
   ProgressSink& progress;
