@@ -64,6 +64,9 @@ TEST(Pipe, PauseStopsCdcAndResumeCatchesUp) {
   World w;
   Witness witness(w);
   Pipe& p = w.started(w.config("p1"));
+  ASSERT_TRUE(p.wait_for(State::Running, 10s));
+  // Paused only once the stream is open: a pause before CDC starts has no stream to close.
+  ASSERT_TRUE(eventually([&] { return w.faults->calls(op::pull) > 0; }));
   ASSERT_TRUE(drive_to(p, State::Paused));
   const auto confirmed = p.status().cdc.confirmed;
   EXPECT_EQ(w.mem.source->confirmed("clickpipe_p1"), confirmed)

@@ -25,6 +25,17 @@
 namespace clickpipe::test {
 
 using namespace std::chrono_literals;
+
+// Polls `done` until it holds; false after `timeout`.
+template <typename F>
+bool eventually(const F& done, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
 using testing::destination_name;
 
 inline TableDefinition table_def(const std::string& name) {
