@@ -285,7 +285,7 @@ void idle_memory(int count) {
     for (int j = i; j < std::min(count, i + wave); ++j) {
       PipeOptions o;
       o.logger = quiet();
-      pipes.push_back(std::make_unique<Pipe>(PipeConfig{"p" + std::to_string(j),
+      pipes.push_back(std::make_unique<Pipe>(PipeConfig{fmt::format("p{}", j),
                                                         Mode::InitialLoadAndCdc,
                                                         {TableRef{"public", "t"}},
                                                         bench_settings()},

@@ -1,6 +1,7 @@
 // Logical replication on the test server (./scripts/test.sh; CLICKPIPE_PG_* must be set, these
 // tests never skip): every kind of change decoded, transactions whole and in commit order,
 // restarts from a confirmed position, keepalives on an idle slot, and a stop seen within a poll.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -153,7 +154,7 @@ TEST(Postgres, ManyRandomTransactionsReplayToTheSameTable) {
           x.c.exec("INSERT INTO " + x.table +
                        " VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = "
                        "excluded.v",
-                   {id, "v" + std::to_string(rng() % 1000)});
+                   {id, fmt::format("v{}", rng() % 1000)});
           break;
         case 2:
           x.c.exec("UPDATE " + x.table +

@@ -1,5 +1,6 @@
 // Listeners and concurrency: every transition exactly once and in order, commands from listeners
 // queued (never recursive), racing commands from many threads.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -174,7 +175,7 @@ TEST(Listeners, SeeEveryTransitionExactlyOnceInOrderUnderRacingCommands) {
 TEST(Concurrency, ManyPipesOnOneServiceProvisionTheServiceOnce) {
   World w;
   std::vector<Pipe*> ps;
-  for (int i = 0; i < 8; ++i) ps.push_back(&w.started(w.config("p" + std::to_string(i))));
+  for (int i = 0; i < 8; ++i) ps.push_back(&w.started(w.config(fmt::format("p{}", i))));
   for (Pipe* p : ps) ASSERT_TRUE(p->wait_for(State::Running, 10s));
   EXPECT_EQ(w.mem.service->bring_ups(), 1);
   EXPECT_EQ(w.mem.service->pipes().size(), 8u);

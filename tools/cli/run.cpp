@@ -29,9 +29,15 @@ volatile std::sig_atomic_t stop_requested = 0;
 void on_signal(int) { stop_requested = 1; }
 
 std::string bar(std::uint64_t done, std::uint64_t total) {
-  const int width = 20;
-  const int filled = total ? static_cast<int>(width * done / total) : 0;
-  return "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
+  constexpr std::size_t width = 20;
+  // More done than estimated (rows written meanwhile) shows a full bar, never a longer one.
+  const std::size_t filled =
+      total ? static_cast<std::size_t>(std::min<std::uint64_t>(width * done / total, width)) : 0;
+  std::string out(width + 2, '.');
+  out.front() = '[';
+  out.back() = ']';
+  out.replace(1, filled, filled, '#');
+  return out;
 }
 
 // Transitions and retries as they happen; the operator sees the external ones only.
