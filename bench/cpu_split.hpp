@@ -69,14 +69,14 @@ class CpuSplit {
     }
     auto tree = [&](pid_t root, bool with_root_own) {
       double sum = 0;
-      std::vector<pid_t> todo{root};
-      while (!todo.empty()) {
-        const pid_t pid = todo.back();
-        todo.pop_back();
+      std::vector<pid_t> pending{root};
+      while (!pending.empty()) {
+        const pid_t pid = pending.back();
+        pending.pop_back();
         auto it = procs.find(pid);
         if (it == procs.end()) continue;
         sum += it->second.reaped + (pid != root || with_root_own ? it->second.own : 0);
-        for (pid_t c : children[pid]) todo.push_back(c);
+        for (pid_t c : children[pid]) pending.push_back(c);
       }
       return sum;
     };
