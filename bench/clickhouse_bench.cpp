@@ -17,6 +17,7 @@
 
 #include "clickhouse_common.hpp"
 #include "common.hpp"
+#include "servers.hpp"
 
 using namespace clickpipe;
 using namespace clickpipe::clickhouse;
@@ -27,8 +28,6 @@ using bench::Steady;
 namespace {
 
 constexpr int kRounds = 3;
-
-std::string need(const char* n) { return bench::need(n, "bench/clickhouse_bench.sh"); }
 
 // curl posting `file` to `query` (URL-encoded) with the password from $CH_KEY, never argv.
 std::string curl_post(const ClientSettings& s, const std::string& file, const std::string& query) {
@@ -43,10 +42,7 @@ std::string curl_post(const ClientSettings& s, const std::string& file, const st
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const long rows = argc > 1 ? std::atol(argv[1]) : 1000000;
-  ClientSettings s;
-  s.url = "http://" + need("CLICKPIPE_CH_HOST") + ":" + need("CLICKPIPE_CH_PORT");
-  s.user = need("CLICKPIPE_CH_USER");
-  s.password = need("CLICKPIPE_CH_PASSWORD");
+  const ClientSettings s = test::http_clickhouse_settings();
   Client c(s);
   TableDefinition def;
   def.table = TableRef{"public", "bench"};

@@ -27,15 +27,6 @@ inline double since(Steady::time_point t) {
 }
 
 // An environment variable the bench's script sets; exits with a hint when it is missing.
-inline std::string need(const char* name, const char* script) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    fmt::print(stderr, "{} is not set; run {}\n", name, script);
-    std::exit(2);
-  }
-  return v;
-}
-
 // Ends the benchmark, loudly, unless `ok`: a figure from a run that went wrong is not printed.
 inline void must(bool ok, const std::string& what) {
   if (!ok) {

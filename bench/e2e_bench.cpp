@@ -68,7 +68,7 @@ constexpr int kLoadRounds = 3;
 static_assert(kLoadRounds % 2 == 1);
 constexpr int kCdcRounds = 3;
 
-std::string need(const char* n) { return bench::need(n, "bench/e2e_bench.sh"); }
+std::string need(const char* n) { return test::server_env(n); }
 
 pg_to_clickhouse::Config config(const std::string& id) {
   try {
