@@ -76,15 +76,18 @@ void restart(int pipes) {
       fs::temp_directory_path() / ("clickpipe-bench-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_all);  // the store refuses a directory others may write
   for (int i = 0; i < pipes; ++i) {
     PipeRecord r;
-    r.id = "pipe-" + std::to_string(i);
+    r.id = "pipe_" + std::to_string(i);
     r.tables = {TableRef{"public", "t"}};
     r.definitions = {bench::two_column_table("t")};
     r.settings.sync_interval = 1000ms;
     r.lifecycle = Lifecycle::restore(State::Running, LifecycleContext{});
     r.confirmed = Lsn{1};
-    std::ofstream(dir / (r.id + ".json")) << encode_record(r, 1);
+    const fs::path file = dir / (r.id + ".json");
+    std::ofstream(file) << encode_record(r, 1);
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
   }
   std::vector<double> read_s, opened_s, streaming_s;
   for (int round = 0; round < kRounds; ++round) {

@@ -1,22 +1,38 @@
 # Throwaway ClickHouse (Debian's 18.16) on 127.0.0.1 for tests and the demo, in a time zone with a
 # half-hour offset (nothing may depend on the server's zone). Source it.
-#   ch_start   own config and data under a temp dir, free ports, a password-protected user;
-#              exports CLICKPIPE_CH_* for the tests
+#   ch_start   own config and data under a temp dir, free ports, a password-protected user,
+#              HTTPS beside HTTP with the certificate of scripts/tls.sh (made here unless
+#              PostgreSQL made it first); exports CLICKPIPE_CH_* (CLICKPIPE_CH_HTTPS_PORT too)
 #   ch_stop    stops it and deletes its data
+source "$CLICKPIPE_ROOT/scripts/tls.sh"
 
 ch_start() {
   CH_DIR=$(mktemp -d /tmp/clickpipe-ch.XXXXXX)
   CH_HTTP_PORT=$(free_port 58123)
+  CH_HTTPS_PORT=$(free_port 58443)
   CH_TCP_PORT=$(free_port 59000)
   CLICKPIPE_CH_PASSWORD="ch-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
   mkdir -p "$CH_DIR/data" "$CH_DIR/tmp" "$CH_DIR/user_files" "$CH_DIR/format_schemas"
+  tls_ensure "$CH_DIR/tls" || return 1
+  cp "$CLICKPIPE_TLS_DIR/server.crt" "$CLICKPIPE_TLS_DIR/server.key" "$CH_DIR/"
+  chmod 600 "$CH_DIR/server.key"
   cat >"$CH_DIR/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><log>$CH_DIR/server.log</log><errorlog>$CH_DIR/server.err.log</errorlog></logger>
   <listen_host>127.0.0.1</listen_host>
   <http_port>$CH_HTTP_PORT</http_port>
+  <https_port>$CH_HTTPS_PORT</https_port>
   <tcp_port>$CH_TCP_PORT</tcp_port>
+  <openSSL><server>
+    <certificateFile>$CH_DIR/server.crt</certificateFile>
+    <privateKeyFile>$CH_DIR/server.key</privateKeyFile>
+    <verificationMode>none</verificationMode>
+    <loadDefaultCAFile>false</loadDefaultCAFile>
+    <cacheSessions>true</cacheSessions>
+    <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+    <preferServerCiphers>true</preferServerCiphers>
+  </server></openSSL>
   <path>$CH_DIR/data/</path>
   <tmp_path>$CH_DIR/tmp/</tmp_path>
   <user_files_path>$CH_DIR/user_files/</user_files_path>
@@ -68,10 +84,16 @@ XML
     cat "$CH_DIR/server.err.log" >&2 2>/dev/null
     return 1
   fi
+  # The certificate names localhost, not 127.0.0.1.
+  if ! curl -sf --cacert "$CLICKPIPE_TLS_CA" "https://localhost:$CH_HTTPS_PORT/ping" >/dev/null 2>&1; then
+    echo "ClickHouse does not answer HTTPS on localhost:$CH_HTTPS_PORT:" >&2
+    cat "$CH_DIR/server.err.log" >&2 2>/dev/null
+    return 1
+  fi
   export CLICKPIPE_CH_HOST=127.0.0.1 CLICKPIPE_CH_PORT="$CH_HTTP_PORT" CLICKPIPE_CH_USER=clickpipe \
-    CLICKPIPE_CH_PASSWORD CH_DIR
+    CLICKPIPE_CH_HTTPS_PORT="$CH_HTTPS_PORT" CLICKPIPE_CH_PASSWORD CH_DIR
   echo "==> ClickHouse $(curl -s -H "X-ClickHouse-User: clickpipe" -H "X-ClickHouse-Key: $CLICKPIPE_CH_PASSWORD" \
-    "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%20version()") on 127.0.0.1:$CH_HTTP_PORT (data in $CH_DIR)"
+    "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%20version()") on 127.0.0.1:$CH_HTTP_PORT, HTTPS on localhost:$CH_HTTPS_PORT (data in $CH_DIR)"
 }
 
 ch_stop() {
@@ -83,6 +105,7 @@ ch_stop() {
     sleep 0.1
   done
   pkill -9 -f "$pattern" 2>/dev/null || true
+  tls_forget "$CH_DIR/tls"
   rm -rf "$CH_DIR"
   CH_DIR=
 }

@@ -1,13 +1,16 @@
 # Throwaway PostgreSQL 15 on 127.0.0.1 for tests and the demo. Source it; do not run it.
-#   pg_start      initdb in a temp dir, start on a free port, create the test roles and database,
-#                 export CLICKPIPE_PG_* for the tests
-#   pg_stop       stop the server and delete its data
+#   pg_start      initdb in a temp dir, start on a free port with TLS on, create the test roles
+#                 and database, export CLICKPIPE_PG_* for the tests (and CLICKPIPE_TLS_*, see
+#                 scripts/tls.sh, unless another server made the certificates first)
+#   pg_stop       stop the server and delete its data, the certificates with it
 # PostgreSQL refuses to run as root, so the server runs as the unprivileged `postgres` user.
 #
 # The server is configured the way real ones differ from the defaults (a hostile lab): a local
 # time zone with a half-hour offset, SQL/DMY dates, sql_standard intervals, escaped bytea, short
 # floats and a German numeric and monetary locale. clickpipe pins its own session settings, so
 # every test must pass on it; CLICKPIPE_PG_FRIENDLY=1 starts a server with the defaults instead.
+source "$CLICKPIPE_ROOT/scripts/tls.sh"
+
 PG_LOCALE=de_DE.UTF-8
 
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -44,10 +47,19 @@ pg_start() {
     cat "$PG_DATA/initdb.log" >&2
     return 1
   }
+  # TLS on: clients that ask for it get it, plaintext still works (libpq's default on loopback is
+  # prefer). The server's copy of the key is its own, 0600, as PostgreSQL demands.
+  tls_ensure "$PG_DATA/tls" || return 1
+  cp "$CLICKPIPE_TLS_DIR/server.crt" "$CLICKPIPE_TLS_DIR/server.key" "$PG_DATA/data/"
+  chown postgres:postgres "$PG_DATA/data/server.crt" "$PG_DATA/data/server.key"
+  chmod 600 "$PG_DATA/data/server.key"
   cat >>"$PG_DATA/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_DATA'
+ssl = on
+ssl_cert_file = '$PG_DATA/data/server.crt'
+ssl_key_file = '$PG_DATA/data/server.key'
 wal_level = logical
 max_replication_slots = 40
 max_wal_senders = 40
@@ -94,6 +106,7 @@ SQL
 pg_stop() {
   [ -n "${PG_DATA:-}" ] || return 0
   as_user postgres "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -m immediate -w stop >/dev/null 2>&1 || true
+  tls_forget "$PG_DATA/tls"
   rm -rf "$PG_DATA"
   PG_DATA=
 }

@@ -4,9 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <initializer_list>
+#include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "clickpipe/error.hpp"
@@ -206,18 +211,56 @@ void count_field(const json& j, const std::string& parent, const char* name, Int
   out = static_cast<Int>(it->template get<std::int64_t>());
 }
 
-void ms_field(const json& j, const std::string& parent, const char* name,
-              std::chrono::milliseconds& out) {
-  std::int64_t v = out.count();
-  count_field(j, parent, name, v);
-  out = std::chrono::milliseconds(v);
+// Settings: every key known, every number whole and in range. Fractions, exponents (1e30),
+// negatives and numbers past the limit are refused with the field named, never wrapped.
+void known_keys(const json& j, const std::string& parent,
+                std::initializer_list<std::string_view> known) {
+  if (!j.is_object()) throw InvalidField(parent, "expected an object");
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      throw InvalidField(parent + "." + key, "unknown field");
+  }
+}
+
+// A whole number >= 0, however nlohmann holds it: parsed text is unsigned, a C++ int is signed.
+std::optional<std::uint64_t> non_negative(const json& v) {
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+  if (v.is_number_integer() && v.get<std::int64_t>() >= 0)
+    return static_cast<std::uint64_t>(v.get<std::int64_t>());
+  return std::nullopt;
+}
+
+template <class Int>
+void setting_count(const json& j, const std::string& parent, const char* name, Int& out,
+                   std::uint64_t max = std::numeric_limits<std::int64_t>::max()) {
+  auto it = j.find(name);
+  if (it == j.end()) return;
+  max = std::min<std::uint64_t>(max, std::numeric_limits<Int>::max());
+  const auto v = non_negative(*it);
+  if (!v || *v > max)
+    throw InvalidField(field_path(parent, name),
+                       "expected a whole number from 0 to " + std::to_string(max));
+  out = static_cast<Int>(*v);
+}
+
+void setting_ms(const json& j, const std::string& parent, const char* name,
+                std::chrono::milliseconds& out) {
+  auto it = j.find(name);
+  if (it == j.end()) return;
+  const auto max = static_cast<std::uint64_t>(kMaxSettingDuration.count());
+  const auto v = non_negative(*it);
+  if (!v || *v > max)
+    throw InvalidField(field_path(parent, name),
+                       "expected whole milliseconds from 0 to " + std::to_string(max) + " (24 h)");
+  out = std::chrono::milliseconds(static_cast<std::int64_t>(*v));
 }
 
 RetryPolicy retry_from(const json& j, const std::string& field, RetryPolicy r) {
-  if (!j.is_object()) throw InvalidField(field, "expected an object");
-  count_field(j, field, "max_attempts", r.max_attempts);
-  ms_field(j, field, "initial_backoff_ms", r.initial_backoff);
-  ms_field(j, field, "max_backoff_ms", r.max_backoff);
+  known_keys(j, field,
+             {"max_attempts", "initial_backoff_ms", "max_backoff_ms", "multiplier", "jitter"});
+  setting_count(j, field, "max_attempts", r.max_attempts);
+  setting_ms(j, field, "initial_backoff_ms", r.initial_backoff);
+  setting_ms(j, field, "max_backoff_ms", r.max_backoff);
   if (auto it = j.find("multiplier"); it != j.end()) {
     if (!it->is_number()) throw InvalidField(field + ".multiplier", "expected a number");
     r.multiplier = it->get<double>();
@@ -261,23 +304,17 @@ void to_json(json& j, const Settings& s) {
 }
 void from_json(const json& j, Settings& s) {
   const std::string p = "settings";
-  if (!j.is_object()) throw InvalidField(p, "expected an object");
-  static const char* known[] = {"sync_interval_ms",         "pull_batch_size",
-                                "rows_per_partition",       "partitions_in_parallel",
-                                "tables_in_parallel",       "max_partitions_per_table",
-                                "provisioning_retry",       "setup_retry",
-                                "snapshot_partition_retry", "cdc_retry"};
-  for (const auto& [key, value] : j.items()) {
-    if (std::find(std::begin(known), std::end(known), key) == std::end(known))
-      throw InvalidField(p + "." + key, "unknown setting");
-  }
+  known_keys(j, p,
+             {"sync_interval_ms", "pull_batch_size", "rows_per_partition", "partitions_in_parallel",
+              "tables_in_parallel", "max_partitions_per_table", "provisioning_retry", "setup_retry",
+              "snapshot_partition_retry", "cdc_retry"});
   Settings out = s;
-  ms_field(j, p, "sync_interval_ms", out.sync_interval);
-  count_field(j, p, "pull_batch_size", out.pull_batch_size);
-  count_field(j, p, "rows_per_partition", out.rows_per_partition);
-  count_field(j, p, "partitions_in_parallel", out.partitions_in_parallel);
-  count_field(j, p, "tables_in_parallel", out.tables_in_parallel);
-  count_field(j, p, "max_partitions_per_table", out.max_partitions_per_table);
+  setting_ms(j, p, "sync_interval_ms", out.sync_interval);
+  setting_count(j, p, "pull_batch_size", out.pull_batch_size);
+  setting_count(j, p, "rows_per_partition", out.rows_per_partition);
+  setting_count(j, p, "partitions_in_parallel", out.partitions_in_parallel);
+  setting_count(j, p, "tables_in_parallel", out.tables_in_parallel);
+  setting_count(j, p, "max_partitions_per_table", out.max_partitions_per_table);
   for (auto [name, member] :
        {std::pair{"provisioning_retry", &Settings::provisioning_retry},
         std::pair{"setup_retry", &Settings::setup_retry},

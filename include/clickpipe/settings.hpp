@@ -8,6 +8,10 @@
 
 namespace clickpipe {
 
+// The longest duration any setting may hold (24 h): a wait past it is a mistake, and clock
+// arithmetic on larger values can overflow.
+inline constexpr std::chrono::milliseconds kMaxSettingDuration{86'400'000};
+
 // Exponential backoff with jitter: attempt n waits initial * multiplier^(n-1), at most max_backoff,
 // spread by +/- jitter (a fraction). max_attempts 0 means retry without end.
 struct RetryPolicy {
@@ -37,7 +41,8 @@ struct Settings {
   RetryPolicy snapshot_partition_retry{.max_attempts = 5};
   RetryPolicy cdc_retry{.max_attempts = 0};  // without end, as upstream
 
-  // Throws InvalidField naming the first bad field (e.g. "settings.pull_batch_size").
+  // Throws InvalidField naming the first bad field (e.g. "settings.pull_batch_size"); every
+  // duration must lie in [0, kMaxSettingDuration] (sync_interval above 0).
   void validate() const;
 
   friend bool operator==(const Settings&, const Settings&) = default;

@@ -17,7 +17,9 @@ struct SlotInfo {
 };
 
 // One piece of a table's initial load. The bounds mean something only to the copier that planned
-// them (ctid block ranges, key ranges); the runtime stores them and hands them back.
+// them (ctid block numbers, row positions); the runtime stores them and hands them back. They are
+// empty or at most 10 decimal digits: the file store refuses anything else, so a planted record
+// cannot carry text into the copier's SQL.
 struct Partition {
   std::uint32_t index = 0;
   std::string begin;

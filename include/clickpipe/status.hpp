@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clickpipe/change.hpp"
@@ -18,6 +19,24 @@
 namespace clickpipe {
 
 using TimePoint = std::chrono::system_clock::time_point;
+
+// The most an error message may take where the runtime keeps or shows it (last_error, retry
+// status, listeners, logs): errors from a server can be long and a store record must stay small.
+inline constexpr std::size_t kMaxErrorBytes = 1024;
+
+// `text` cut to at most `max` bytes, ending in "…" when cut. The cut never splits a UTF-8
+// sequence, so the result stays valid UTF-8 for JSON when the input was.
+inline std::string capped_error(std::string_view text, std::size_t max = kMaxErrorBytes) {
+  if (text.size() <= max) return std::string(text);
+  constexpr std::string_view mark = "\xE2\x80\xA6";  // U+2026, "…"
+  if (max < mark.size()) return {};
+  std::size_t keep = max - mark.size();
+  // Back off continuation bytes (10xxxxxx) so the kept part ends on a whole character.
+  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
+  std::string out(text.substr(0, keep));
+  out += mark;
+  return out;
+}
 
 struct TableProgress {
   TableRef table;

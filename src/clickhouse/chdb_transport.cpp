@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <mutex>
@@ -193,7 +194,7 @@ class Chdb final : public Transport {
       InsertStream s;
       ~Guard() { api.destroy_insert_stream(s); }
     } guard{api, s};
-    if (const char* err = api.stream_insert_error(s)) fail(err);
+    if (const char* err = api.stream_insert_error(s)) fail(err, insert_sql);
     std::exception_ptr failure;
     bool refused = false;  // the engine took no more data: the insert must not count as done
     std::string piece;
@@ -214,9 +215,9 @@ class Chdb final : public Transport {
     }
     Result done{api, api.stream_done(s)};
     if (failure) std::rethrow_exception(failure);
-    if (const char* err = done.r ? api.result_error(done.r) : "no result") fail(err);
-    if (const char* err = api.stream_insert_error(s)) fail(err);
-    if (refused) fail("the insert stream refused data without saying why");
+    if (const char* err = done.r ? api.result_error(done.r) : "no result") fail(err, insert_sql);
+    if (const char* err = api.stream_insert_error(s)) fail(err, insert_sql);
+    if (refused) fail("the insert stream refused data without saying why", insert_sql);
   }
 
   std::string describe() const override { return settings_.describe(); }
@@ -226,10 +227,19 @@ class Chdb final : public Transport {
     constexpr std::string_view format = "TabSeparated";
     const Api& api = e_.api;
     Result r{api, api.query_n(*conn_, sql.data(), sql.size(), format.data(), format.size())};
-    if (!r.r) fail("no result");
-    if (const char* err = api.result_error(r.r)) fail(err);
+    if (!r.r) fail("no result", sql);
+    if (const char* err = api.result_error(r.r)) fail(err, sql);
     const char* data = api.result_buffer(r.r);
-    return data ? std::string(data, api.result_length(r.r)) : std::string();
+    if (!data) return {};
+    const std::size_t size = api.result_length(r.r);
+    // The engine has the answer in memory already; copying a huge one would double it.
+    if (size > settings_.max_response_bytes) {
+      throw ClickHouseFatalError(where(sql) + ": the answer is larger than max_response_bytes (" +
+                                     std::to_string(settings_.max_response_bytes) +
+                                     " bytes): read it in smaller parts or raise the limit",
+                                 0);
+    }
+    return std::string(data, size);
   }
 
   // A setting's value as a SQL literal: numbers as they are, anything else quoted.
@@ -246,9 +256,16 @@ class Chdb final : public Transport {
     sql += '\'';
   }
 
-  [[noreturn]] void fail(const std::string& error) const {
-    throw_error("ClickHouse embedded at " + e_.directory + ": " + trimmed(error),
-                exception_code(error));
+  std::string where(std::string_view sql) const {
+    return "ClickHouse embedded at " + e_.directory + ": " + std::string(statement_kind(sql));
+  }
+
+  // The engine's error text as a message: its code, first clause and name, not the rows or the
+  // statement it may repeat (error_summary()).
+  [[noreturn]] void fail(const char* error, std::string_view sql) const {
+    // Only a bounded prefix is read: strnlen, since the text could be anything up to its NUL.
+    const std::string_view text(error, strnlen(error, kMaxErrorBodyBytes));
+    throw_error(where(sql) + ": " + error_summary(text, sql), exception_code(text));
   }
 
   ClientSettings settings_;

@@ -2,10 +2,13 @@
 #include <curl/curl.h>
 #include <strings.h>
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "transports.hpp"
 
@@ -14,10 +17,36 @@ namespace {
 
 std::once_flag curl_init;
 
-std::size_t collect(char* data, std::size_t size, std::size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
+// Collects a response body: a success's whole, up to `limit` bytes, and of an error only its first
+// kMaxErrorBodyBytes. Past either bound the transfer is stopped (libcurl then reports a write
+// error), so a server cannot make the client hold, or wait for, more.
+struct Sink {
+  CURL* curl;
+  std::size_t limit;
+  std::string body;
+  bool too_big = false;    // a success larger than `limit`
+  bool error_cut = false;  // an error body cut at kMaxErrorBodyBytes
+
+  static std::size_t collect(char* data, std::size_t size, std::size_t n, void* self) {
+    auto& s = *static_cast<Sink*>(self);
+    const std::size_t len = size * n;
+    long status = 0;
+    curl_easy_getinfo(s.curl, CURLINFO_RESPONSE_CODE, &status);
+    const std::size_t bound = status == 200 ? s.limit : kMaxErrorBodyBytes;
+    const std::size_t room = bound - std::min(bound, s.body.size());
+    if (len > room) {
+      if (status == 200) {
+        s.too_big = true;
+      } else {
+        s.body.append(data, room);
+        s.error_cut = true;
+      }
+      return 0;
+    }
+    s.body.append(data, len);
+    return len;
+  }
+};
 
 struct Headers {
   std::string exception_code;
@@ -33,6 +62,18 @@ struct Headers {
     return size * n;
   }
 };
+
+// The code in an X-ClickHouse-Exception-Code header: up to 9 digits (atoi would overflow on more,
+// which is undefined), else 0.
+int header_code(std::string_view v) {
+  if (v.empty() || v.size() > 9) return 0;
+  int code = 0;
+  for (const char c : v) {
+    if (c < '0' || c > '9') return 0;
+    code = code * 10 + (c - '0');
+  }
+  return code;
+}
 
 // Feeds libcurl from a Producer, a piece at a time; the Producer is called only once the previous
 // piece was handed over whole.
@@ -77,7 +118,7 @@ class Http final : public Transport {
   }
   ~Http() override { curl_easy_cleanup(curl_); }
 
-  std::string query(std::string_view sql) override { return perform("", Body::plain(sql)); }
+  std::string query(std::string_view sql) override { return perform(sql, "", Body::plain(sql)); }
 
   std::string query(std::string_view sql, const ExternalTable& table) override {
     // With a form body the query travels in the URL.
@@ -86,7 +127,7 @@ class Http final : public Transport {
                                escaped(table.name) + "_format=TabSeparated";
     Body body;
     body.table = &table;
-    return perform(params, std::move(body));
+    return perform(sql, params, std::move(body));
   }
 
   void insert(std::string_view insert_sql, std::span<const Setting> settings,
@@ -97,13 +138,13 @@ class Http final : public Transport {
     }
     std::string body = std::string(insert_sql) + " FORMAT TabSeparated\n";
     if (!produce(body)) {  // all of it in one piece: a plain body
-      perform(params, Body::plain(body));
+      perform(insert_sql, params, Body::plain(body));
       return;
     }
     Body stream;
     stream.produce = &produce;
     stream.first = std::move(body);
-    perform(params, std::move(stream));
+    perform(insert_sql, params, std::move(stream));
   }
 
   std::string describe() const override { return settings_.describe(); }
@@ -130,7 +171,8 @@ class Http final : public Transport {
     return out;
   }
 
-  std::string perform(const std::string& url_params, Body body) {
+  // Runs one request; `sql` only names the statement's kind in messages.
+  std::string perform(std::string_view sql, const std::string& url_params, Body body) {
     CURL* c = curl_;
     curl_easy_reset(c);  // keeps the connection cache: the connection is reused
     // The database and wait_end_of_query go in the URL; the credentials in headers.
@@ -142,7 +184,7 @@ class Http final : public Transport {
     if (!body.table)
       headers = curl_slist_append(headers, "Content-Type: text/plain; charset=UTF-8");
     headers = curl_slist_append(headers, "Expect:");
-    std::string response;
+    Sink sink{c, settings_.max_response_bytes, {}};
     Headers seen;
     curl_mime* form = nullptr;
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -166,8 +208,8 @@ class Http final : public Transport {
       curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.text.size()));
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Sink::collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, Headers::collect);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &seen);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
@@ -188,26 +230,57 @@ class Http final : public Transport {
     curl_mime_free(form);
     if (stream && stream->failure) std::rethrow_exception(stream->failure);
 
-    const std::string what = "ClickHouse at " + settings_.describe();
-    if (rc != CURLE_OK) {
+    // Messages name the server and the statement's kind; of the server's answer they keep only
+    // what error_summary() lets through (no rows, no statement).
+    const std::string what =
+        "ClickHouse at " + settings_.describe() + ": " + std::string(statement_kind(sql));
+    if (sink.too_big) {
+      throw ClickHouseFatalError(what + ": the answer is larger than max_response_bytes (" +
+                                     std::to_string(settings_.max_response_bytes) +
+                                     " bytes): read it in smaller parts or raise the limit",
+                                 0);
+    }
+    // A certificate refused (unknown CA, wrong host name, an unreadable CA file) will not heal by
+    // retrying, as a refused PostgreSQL certificate does not.
+    if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+        rc == CURLE_SSL_CERTPROBLEM) {
+      throw ClickHouseFatalError(what + ": " + curl_easy_strerror(rc), 0);
+    }
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && sink.error_cut)) {
       // Refused, reset, timed out, name not resolved: whether the request landed is unknown, and
       // retrying is safe (inserts carry versions).
       throw ClickHouseTransientError(what + ": " + curl_easy_strerror(rc), 0);
     }
-    int code = seen.exception_code.empty() ? 0 : std::atoi(seen.exception_code.c_str());
-    // An error after the response had started comes with HTTP 200, in the body.
-    if (code == 0 && (status != 200 || response.find("DB::Exception") != std::string::npos)) {
-      code = exception_code(response);
+    const std::string& response = sink.body;
+    int code = header_code(seen.exception_code);
+    // An error after the response had started comes with HTTP 200, at the end of the body.
+    std::string_view error_text = response;
+    if (status == 200) {
+      error_text =
+          response.find("DB::Exception") == std::string::npos
+              ? std::string_view()
+              : error_text.substr(response.size() - std::min(response.size(), kMaxErrorBodyBytes));
     }
-    if (status == 200 && code == 0) return response;
-    const std::string msg = what + ": HTTP " + std::to_string(status) + ": " + trimmed(response);
+    if (code == 0 && !error_text.empty()) code = exception_code(error_text);
+    if (status == 200 && code == 0) return std::move(sink.body);
+    const std::string http = "HTTP " + std::to_string(status);
+    if (status == 401 || status == 403 || is_authentication_code(code)) {
+      // The server's text may name the password's fault; the user is all a message needs.
+      const std::string msg = "ClickHouse at " + settings_.describe() +
+                              ": authentication failed for user " + settings_.user + " (" + http +
+                              (code != 0 ? ", code " + std::to_string(code) : "") + ")";
+      if (code != 0) throw_error(msg, code);
+      throw ClickHouseFatalError(msg, 0);
+    }
+    const std::string summary = error_summary(error_text, sql);
+    const std::string msg = what + ": " + http + (summary.empty() ? "" : ": " + summary);
     if (code != 0) throw_error(msg, code);
     if (status >= 500 || status == 429 || status == 408) throw ClickHouseTransientError(msg, 0);
     // A 400 with no exception and no body is not a refusal of the query: the server could not
     // read the request (18.16 answers so when a body it reads on a reused connection comes too
     // late, as on a starved machine), so sending it again is right.
-    if (status == 400 && trimmed(response).empty()) {
-      throw ClickHouseTransientError(msg + "(no body: the request was not read whole)", 0);
+    if (status == 400 && response.find_first_not_of(" \r\n") == std::string::npos) {
+      throw ClickHouseTransientError(msg + " (no body: the request was not read whole)", 0);
     }
     throw ClickHouseFatalError(msg, 0);
   }

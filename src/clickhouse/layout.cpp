@@ -93,7 +93,8 @@ TableLayout layout_for(const TableDefinition& table, const std::string& name, Se
   quote(name);
   TableLayout out;
   out.name = name;
-  std::set<std::string> seen{"_version", "_is_deleted", "_synced_at"};
+  std::set<std::string> seen;
+  for (const auto& b : kBookkeepingColumns) seen.emplace(b.name);
   for (const Column& c : table.columns) {
     quote(c.name);
     if (!seen.insert(c.name).second) {
@@ -115,9 +116,13 @@ TableLayout layout_for(const TableDefinition& table, const std::string& name, Se
 }
 
 std::string create_table_sql(const TableLayout& l, const std::string& database) {
-  std::string sql = "CREATE TABLE IF NOT EXISTS " + quote(database) + "." + quote(l.name) + " (";
+  std::string sql = "CREATE TABLE " + quote(database) + "." + quote(l.name) + " (";
   for (const auto& c : l.columns) sql += quote(c.name) + " " + c.type + ", ";
-  sql += "`_version` UInt64, `_is_deleted` UInt8, `_synced_at` DateTime) ENGINE = ";
+  for (const auto& b : kBookkeepingColumns) {
+    sql.append(quote(b.name)).append(" ").append(b.type).append(", ");
+  }
+  sql.resize(sql.size() - 2);
+  sql += ") ENGINE = ";
   sql += Features::of(l.server).replacing_is_deleted
              ? "ReplacingMergeTree(`_version`, `_is_deleted`) ORDER BY ("
              : "ReplacingMergeTree(`_version`) ORDER BY (";

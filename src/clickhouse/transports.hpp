@@ -13,7 +13,4 @@ std::unique_ptr<Transport> http_transport(const ClientSettings& settings);
 std::unique_ptr<Transport> chdb_transport(const ClientSettings& settings,
                                           const std::string& directory);
 
-// An error text cut to a size fit for a message.
-std::string trimmed(std::string text);
-
 }  // namespace clickpipe::clickhouse::detail

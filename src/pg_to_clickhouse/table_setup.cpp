@@ -18,6 +18,10 @@ class TableSetup final : public clickpipe::TableSetup {
  public:
   explicit TableSetup(Config c) : c_(std::move(c)) {}
 
+  void check_tables(std::span<const TableRef> tables) const override {
+    check_destination_names(tables);
+  }
+
   std::vector<TableDefinition> read_definitions(std::span<const TableRef> tables,
                                                 ExecContext&) override {
     postgres::Connection conn = source(c_);

@@ -1,7 +1,12 @@
 #include "clickpipe/postgres/connection.hpp"
 
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <cstdlib>
 #include <utility>
 
@@ -21,6 +26,7 @@ std::string ConnectionSettings::describe() const {
   add("dbname", dbname);
   add("user", user);
   if (out.empty()) out = "(connection string)";
+  if (!sslmode.empty()) out += " sslmode=" + sslmode;
   return out;
 }
 
@@ -76,22 +82,130 @@ std::string_view pinned_options() noexcept {
 }
 
 namespace {
-// The `options` a connection string already carries, kept ahead of the pinned ones (libpq takes
-// the last `options` keyword given, so they must be joined).
-std::string options_in(const std::string& conninfo) {
-  if (conninfo.empty()) return {};
+
+// What a connection string sets itself (PQconninfoParse fills in no defaults).
+struct InConninfo {
+  std::string options;
+  std::string sslmode;
+  std::string host;
+  std::string hostaddr;
+  std::string sslrootcert;
+  std::string password;
+  std::string service;
+};
+
+InConninfo in_conninfo(const std::string& conninfo) {
+  InConninfo out;
+  if (conninfo.empty()) return out;
   PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), nullptr);
-  if (!parsed) return {};  // malformed: PQconnectdbParams reports it
-  std::string out;
+  if (!parsed) return out;  // malformed (or a bare database name): PQconnectdbParams reports it
   for (PQconninfoOption* o = parsed; o->keyword; ++o) {
-    if (std::string_view(o->keyword) == "options" && o->val) out = o->val;
+    if (!o->val) continue;
+    const std::string_view k = o->keyword;
+    if (k == "options") out.options = o->val;
+    if (k == "sslmode") out.sslmode = o->val;
+    if (k == "host") out.host = o->val;
+    if (k == "hostaddr") out.hostaddr = o->val;
+    if (k == "sslrootcert") out.sslrootcert = o->val;
+    if (k == "password") out.password = o->val;
+    if (k == "service") out.service = o->val;
   }
   PQconninfoFree(parsed);
   return out;
 }
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// Without the password, wherever it came from (the keyword or the connection string).
+std::string scrub(std::string text, const ConnectionSettings& s) {
+  text = redact(std::move(text), s.password);
+  return redact(std::move(text), in_conninfo(s.conninfo).password);
+}
+
+std::string trimmed(std::string msg) {
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return msg;
+}
+
+// One entry of libpq's comma-separated host list. Names other than localhost are not resolved:
+// what DNS says can change, so they count as remote.
+bool loopback_entry(std::string_view h) {
+  if (h.empty() || h.front() == '/' || h.front() == '@') return true;  // default or a socket
+  std::string lower(h);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, lower.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, lower.c_str(), &v6) == 1) {
+    return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  }
+  return false;
+}
+
+bool on_loopback(std::string_view hosts) {
+  for (;;) {
+    const auto comma = hosts.find(',');
+    if (!loopback_entry(hosts.substr(0, comma))) return false;
+    if (comma == std::string_view::npos) return true;
+    hosts.remove_prefix(comma + 1);
+  }
+}
+
+// libpq's words for a certificate it will not accept, or a server without TLS when TLS is
+// required: a change of configuration fixes them, retrying does not.
+bool tls_refusal(const std::string& msg) {
+  for (const char* s : {"certificate verify failed", "does not match host name",
+                        "root certificate file", "server does not support SSL"}) {
+    if (msg.find(s) != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-Connection Connection::open(const ConnectionSettings& s, bool replication) {
+std::string effective_sslmode(const ConnectionSettings& s) {
+  const InConninfo given = in_conninfo(s.conninfo);
+  std::string mode = !s.sslmode.empty() ? s.sslmode : given.sslmode;
+  if (mode.empty()) mode = env("PGSSLMODE");
+  // libpq connects to hostaddr when there is one; host then only names the certificate.
+  std::string target = !given.hostaddr.empty() ? given.hostaddr : env("PGHOSTADDR");
+  if (target.empty()) target = !s.host.empty() ? s.host : given.host;
+  if (target.empty()) target = env("PGHOST");
+  // A service file can name any host, out of our sight: only a host we can see counts as loopback.
+  const bool hidden = target.empty() && (!given.service.empty() || !env("PGSERVICE").empty());
+  const bool local = !hidden && on_loopback(target);
+  if (!mode.empty()) {
+    static constexpr std::array<std::string_view, 6> kModes = {
+        "disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+    if (std::find(kModes.begin(), kModes.end(), mode) == kModes.end()) {
+      throw InvalidField("source.sslmode", "unknown sslmode '" + mode.substr(0, 40) +
+                                               "' (disable, require, verify-ca or verify-full)");
+    }
+    if (!local && (mode == "allow" || mode == "prefer")) {
+      throw InvalidField("source.sslmode",
+                         "'" + mode + "' lets a connection to " + target +
+                             " fall back to plaintext unnoticed; use verify-full with a CA file, "
+                             "require, or disable to choose plaintext on purpose");
+    }
+    return mode;
+  }
+  if (local) return "";
+  const bool have_ca =
+      !s.ca_file.empty() || !given.sslrootcert.empty() || !env("PGSSLROOTCERT").empty();
+  return have_ca ? "verify-full" : "require";
+}
+
+Connection Connection::open(const ConnectionSettings& given, bool replication) {
+  if (given.connect_timeout.count() <= 0)
+    throw InvalidField("source.connect_timeout", "must be > 0 seconds");
+  // Messages and the connection's settings show the sslmode actually used.
+  ConnectionSettings s = given;
+  s.sslmode = effective_sslmode(given);
   std::vector<const char*> keys;
   std::vector<const char*> values;
   auto add = [&](const char* k, const std::string& v) {
@@ -111,12 +225,12 @@ Connection Connection::open(const ConnectionSettings& s, bool replication) {
   add("user", s.user);
   add("password", s.password);
   add("sslmode", s.sslmode);
+  add("sslrootcert", s.ca_file);
   add("application_name", s.application_name);
   // libpq takes one `options`: the environment's, the connection string's, then the pins.
-  std::string options;
-  if (const char* env = std::getenv("PGOPTIONS"); env && *env) options = env;
-  const std::string given = options_in(s.conninfo);
-  if (!given.empty()) options += (options.empty() ? "" : " ") + given;
+  std::string options = env("PGOPTIONS");
+  const std::string in_string = in_conninfo(s.conninfo).options;
+  if (!in_string.empty()) options += (options.empty() ? "" : " ") + in_string;
   options += (options.empty() ? "" : " ") + std::string(pinned_options());
   add("options", options);
   keys.push_back("client_encoding");  // text arrives as UTF-8 whatever the database's encoding
@@ -125,17 +239,17 @@ Connection Connection::open(const ConnectionSettings& s, bool replication) {
     keys.push_back("replication");
     values.push_back("database");
   }
-  keys.push_back("connect_timeout");
-  values.push_back("10");
+  const std::string timeout = std::to_string(s.connect_timeout.count());
+  add("connect_timeout", timeout);
   keys.push_back(nullptr);
   values.push_back(nullptr);
   PGconn* c = PQconnectdbParams(keys.data(), values.data(), 1);
   if (!c) throw PgTransientError("connecting to " + s.describe() + ": out of memory", "");
   if (PQstatus(c) != CONNECTION_OK) {
-    std::string msg = redact(PQerrorMessage(c), s.password);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    const std::string msg = trimmed(scrub(PQerrorMessage(c), s));
     PQfinish(c);
     const std::string what = "connecting to " + s.describe() + ": " + msg;
+    if (tls_refusal(msg)) throw PgFatalError(what, "");
     // Refusals (bad password, unknown role or database) will not heal by retrying.
     if (msg.find("authentication failed") != std::string::npos ||
         msg.find("does not exist") != std::string::npos ||
@@ -145,6 +259,10 @@ Connection Connection::open(const ConnectionSettings& s, bool replication) {
     }
     throw PgTransientError(what, "08001");
   }
+  // DETAIL and CONTEXT can quote row values (a key that clashed, a value that did not parse):
+  // every message taken from this connection is the primary text only.
+  PQsetErrorVerbosity(c, PQERRORS_TERSE);
+  PQsetErrorContextVisibility(c, PQSHOW_CONTEXT_NEVER);
   Connection conn(c, s);
   ensure_pinned_settings(conn);
   return conn;
@@ -190,9 +308,7 @@ Connection::~Connection() {
 }
 
 std::string Connection::error_message() const {
-  std::string msg = redact(c_ ? PQerrorMessage(c_) : "no connection", settings_.password);
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  return msg;
+  return trimmed(scrub(c_ ? PQerrorMessage(c_) : "no connection", settings_));
 }
 
 namespace {
@@ -206,11 +322,17 @@ Result check(PGresult* r, const Connection& c, std::string_view sql) {
   std::string msg;
   if (r) {
     if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) state = s;
-    msg = redact(PQresultErrorMessage(r), c.settings().password);
+    // The primary message only: DETAIL and CONTEXT can quote row values (a duplicate key), and
+    // the statement is named below, in part.
+    const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY);
+    const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    msg = primary ? std::string(severity ? severity : "ERROR") + ": " + primary
+                  : std::string(PQresultErrorMessage(r));
+    msg = scrub(std::move(msg), c.settings());
     PQclear(r);
   }
   if (msg.empty()) msg = c.error_message();
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  msg = trimmed(std::move(msg));
   std::string head(sql.substr(0, 80));
   if (sql.size() > 80) head += "...";
   // A lost connection has no SQLSTATE: transient.

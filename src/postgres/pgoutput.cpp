@@ -1,11 +1,48 @@
 #include "clickpipe/postgres/pgoutput.hpp"
 
+#include <algorithm>
+#include <cstdio>
+#include <string_view>
+
 #include "clickpipe/error.hpp"
 #include "clickpipe/postgres/schema_tracker.hpp"
 #include "spool.hpp"
 
 namespace clickpipe::postgres::pgoutput {
 namespace {
+
+// Well-formed UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+    if (b >= 0xC2 && b <= 0xDF) {
+      n = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 3;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 4;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (s.size() - i < n) return false;
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return false;
+    }
+    i += n;
+  }
+  return true;
+}
 
 // Big-endian reads that never pass the end.
 class Reader {
@@ -18,11 +55,14 @@ class Reader {
   std::uint16_t u16() { return static_cast<std::uint16_t>(uint(2)); }
   std::uint32_t u32() { return static_cast<std::uint32_t>(uint(4)); }
   std::uint64_t u64() { return uint(8); }
-  std::string str() {  // NUL-terminated
+  // A NUL-terminated name. The server sends names in the client encoding, UTF-8 (the connection
+  // pins it); anything else is refused, as names end up in messages and status JSON.
+  std::string str() {
     std::size_t end = at_;
     while (end < b_.size() && b_[end] != 0) ++end;
     if (end >= b_.size()) throw FatalError("pgoutput: unterminated string");
     std::string s(reinterpret_cast<const char*>(b_.data() + at_), end - at_);
+    if (!valid_utf8(s)) throw FatalError("pgoutput: a name that is not UTF-8");
     at_ = end + 1;
     return s;
   }
@@ -33,6 +73,7 @@ class Reader {
     return s;
   }
   bool done() const noexcept { return at_ == b_.size(); }
+  std::size_t left() const noexcept { return b_.size() - at_; }
 
  private:
   std::uint64_t uint(int n) {
@@ -48,12 +89,23 @@ class Reader {
   std::size_t at_ = 0;
 };
 
+// A byte of the stream as a message may show it: printable ASCII quoted, anything else in hex (a
+// raw byte could be invalid UTF-8, which the status JSON cannot carry).
+std::string shown(std::uint8_t b) {
+  if (b >= 0x20 && b < 0x7F) return std::string("'") + static_cast<char>(b) + "'";
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(b));
+  return hex;
+}
+
 Values tuple(Reader& r) {
   const std::uint16_t n = r.u16();
   Values out;
-  out.reserve(n);
+  // Each column takes at least its kind byte: a count the message cannot hold reserves no more
+  // than the message could fill.
+  out.reserve(std::min<std::size_t>(n, r.left()));
   for (std::uint16_t i = 0; i < n; ++i) {
-    switch (const char kind = static_cast<char>(r.u8())) {
+    switch (const std::uint8_t kind = r.u8()) {
       case 'n': out.push_back(Datum::null()); break;
       case 'u': out.push_back(Datum::unchanged_toast()); break;
       case 't':
@@ -62,7 +114,7 @@ Values tuple(Reader& r) {
         out.push_back(Datum::of(r.bytes(len)));
         break;
       }
-      default: throw FatalError(std::string("pgoutput: unknown tuple column kind '") + kind + "'");
+      default: throw FatalError("pgoutput: unknown tuple column kind " + shown(kind));
     }
   }
   return out;
@@ -72,7 +124,7 @@ Values tuple(Reader& r) {
 
 Message decode(std::span<const std::uint8_t> bytes) {
   Reader r(bytes);
-  const char tag = static_cast<char>(r.u8());
+  const std::uint8_t tag = r.u8();
   Message m;
   switch (tag) {
     case 'B': m = Begin{Lsn{r.u64()}, static_cast<std::int64_t>(r.u64()), r.u32()}; break;
@@ -159,9 +211,9 @@ Message decode(std::span<const std::uint8_t> bytes) {
       m = std::move(t);
       break;
     }
-    default: throw FatalError(std::string("pgoutput: unknown message type '") + tag + "'");
+    default: throw FatalError("pgoutput: unknown message type " + shown(tag));
   }
-  if (!r.done()) throw FatalError(std::string("pgoutput: trailing bytes after '") + tag + "'");
+  if (!r.done()) throw FatalError("pgoutput: trailing bytes after " + shown(tag));
   return m;
 }
 
@@ -261,8 +313,14 @@ std::optional<Transaction> Assembler::feed(const Message& m) {
   } else if (const auto* up = std::get_if<Update>(&m)) {
     const Relation& rel = need(up->relation);
     Values old_key;
-    if (up->old_kind != 0 && up->old_row.size() == rel.columns.size() &&
-        up->row.size() == rel.columns.size()) {
+    // Both rows are read by index only once both have the relation's width: a broken or hostile
+    // message with fewer values must not be read past its end (row() then refuses it).
+    if (up->old_kind != 0 && up->old_row.size() != rel.columns.size()) {
+      // Dropping the old key would leave the row under its previous key at the destination.
+      throw FatalError("pgoutput: an update's old row has " + std::to_string(up->old_row.size()) +
+                       " values, its relation " + std::to_string(rel.columns.size()));
+    }
+    if (up->old_kind != 0 && up->row.size() == rel.columns.size()) {
       // The key moved when an old key column differs from the new row's.
       for (std::size_t i = 0; i < rel.columns.size(); ++i) {
         if (rel.columns[i].key && !(up->old_row[i] == up->row[i])) {

@@ -57,6 +57,21 @@ void plan_relation(Connection& conn, const TableRef& rel, const TableRef& leaf,
   if (out.size() > first) out.back().end.clear();
 }
 
+// A partition bound: empty (open) or a block number, 1 to 10 decimal digits (a uint32). The
+// message does not repeat it: it is not what the pipe wrote.
+void check_block_number(const std::string& bound, const char* field, const std::string& table,
+                        std::uint32_t index) {
+  if (bound.empty()) return;
+  const bool digits = bound.size() <= 10 && std::all_of(bound.begin(), bound.end(), [](char c) {
+                        return c >= '0' && c <= '9';
+                      });
+  if (!digits) {
+    throw InvalidField(field, "partition " + std::to_string(index) + " of " + table +
+                                  " has a bound that is not a block number (1 to 10 digits); "
+                                  "resync the table to plan it again");
+  }
+}
+
 }  // namespace
 
 std::vector<Partition> plan_partitions(Connection& conn, const TableDefinition& table,
@@ -156,6 +171,11 @@ std::string export_snapshot(Connection& conn) {
 CopyOut::CopyOut(Connection& conn, const TableDefinition& table, const Partition& partition,
                  const std::string& snapshot)
     : conn_(conn), what_(table.table.qualified()) {
+  // The bounds are pasted into the ctid predicate below. They come from the plan in the store,
+  // which validates them too; a bound that is not a block number is refused here all the same,
+  // before anything runs, rather than trusted as SQL.
+  check_block_number(partition.begin, "partition.begin", what_, partition.index);
+  check_block_number(partition.end, "partition.end", what_, partition.index);
   conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   if (!snapshot.empty()) {
     try {

@@ -1,9 +1,12 @@
 #include "clickpipe/postgres/stream.hpp"
 
 #include <libpq-fe.h>
-#include <sys/select.h>
+#include <poll.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <system_error>
 
 #include "clickpipe/postgres/catalog.hpp"
 #include "spool.hpp"
@@ -108,7 +111,11 @@ void LogicalStream::handle(const char* data, int len) {
     }
     return;
   }
-  throw PgFatalError(std::string("replication: unexpected message '") + data[0] + "'", "");
+  char shown[8];
+  std::snprintf(shown, sizeof shown, "0x%02X",
+                static_cast<unsigned>(static_cast<unsigned char>(data[0])));
+  // In hex: a raw byte could be invalid UTF-8 in a message that ends up in status JSON.
+  throw PgFatalError(std::string("replication: unexpected message ") + shown, "");
 }
 
 bool LogicalStream::take_ready(CdcBatch& batch, std::size_t max_changes, std::size_t& bytes) {
@@ -188,16 +195,19 @@ CdcBatch LogicalStream::pull(std::size_t max_changes, std::chrono::milliseconds 
     if (!ready_.empty()) continue;  // more fits once the budget is free again
     // Keep the server informed even while idle (it would time the walsender out otherwise).
     if (now - last_status_ > std::chrono::seconds(10)) send_status();
-    // Wait for the socket, in short slices so a stop is seen within one poll.
+    // Wait for the socket, in short slices so a stop is seen within one poll. poll(), not
+    // select(): a descriptor past FD_SETSIZE (a process with many pipes) would overflow an fd_set.
     const int fd = PQsocket(conn_.raw());
-    fd_set set;
-    FD_ZERO(&set);
-    FD_SET(fd, &set);
-    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
-    const auto slice = std::min<std::chrono::microseconds>(left, std::chrono::milliseconds(50));
-    timeval tv{static_cast<time_t>(slice.count() / 1000000),
-               static_cast<suseconds_t>(slice.count() % 1000000)};
-    if (select(fd + 1, &set, nullptr, nullptr, &tv) > 0 && PQconsumeInput(conn_.raw()) == 0) {
+    if (fd < 0) throw_pg_error("replication connection lost: " + conn_.error_message(), "");
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    const auto slice = std::min<std::chrono::milliseconds>(left, std::chrono::milliseconds(50));
+    pollfd p{fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(slice.count()));
+    if (ready < 0 && errno != EINTR) {
+      throw_pg_error(
+          "waiting for the replication stream: " + std::generic_category().message(errno), "");
+    }
+    if (ready > 0 && PQconsumeInput(conn_.raw()) == 0) {
       throw_pg_error("replication connection lost: " + conn_.error_message(), "");
     }
   }

@@ -4,6 +4,7 @@
 #include <spdlog/logger.h>
 
 #include <set>
+#include <vector>
 
 #include "clickpipe/format.hpp"
 #include "pipe_impl.hpp"
@@ -79,6 +80,14 @@ std::optional<std::string> Pipe::Impl::check_new_tables_locked(
       return fmt::format("tables[{}]: schema and name must not be empty", i);
     if (!seen.insert(add[i]).second)
       return fmt::format("tables[{}]: {} is already in the pipe", i, add[i].qualified());
+  }
+  // The executor judges the whole set the pipe would have: the tables it holds, then `add`.
+  std::vector<TableRef> all = d.tables;
+  all.insert(all.end(), add.begin(), add.end());
+  try {
+    ex.table_setup->check_tables(all);
+  } catch (const InvalidField& e) {
+    return std::string(e.what());
   }
   return std::nullopt;
 }

@@ -18,7 +18,9 @@ void PartitionScheduler::run(std::size_t threads, const Steps& steps, std::stop_
   std::stop_callback forward(stop, [this] { local_.request_stop(); });
   {
     std::vector<std::jthread> pool;
-    const std::size_t n = std::max<std::size_t>(1, threads);
+    std::size_t waiting = 0;
+    for (const auto& q : queues_) waiting += q.table.waiting.size();
+    const std::size_t n = std::clamp<std::size_t>(std::min(threads, waiting), 1, kMaxThreads);
     for (std::size_t i = 0; i < n; ++i) pool.emplace_back([this, &steps] { work(steps); });
   }  // joins
   if (failure_) std::rethrow_exception(failure_);

@@ -51,9 +51,14 @@ class PartitionScheduler {
   // `shared_limit` may be null: no bound beyond this pipe's settings.
   PartitionScheduler(std::vector<Table> tables, std::shared_ptr<ConcurrencyLimit> shared_limit);
 
-  // Copies every waiting partition on `threads` threads (at least one) and joins them. The first
-  // step that throws (other than Cancelled) stops the others and its exception is rethrown; a
-  // stop request throws Cancelled. Partitions not copied are left for the next load.
+  // No run starts more threads than this, whatever the settings allow (tables x partitions may
+  // reach 65,536): a copying thread typically holds its own connections to both ends.
+  static constexpr std::size_t kMaxThreads = 64;
+
+  // Copies every waiting partition on `threads` threads and joins them: at least one, at most
+  // one per waiting partition (more would only wait) and at most kMaxThreads. The first step
+  // that throws (other than Cancelled) stops the others and its exception is rethrown; a stop
+  // request throws Cancelled. Partitions not copied are left for the next load.
   void run(std::size_t threads, const Steps& steps, std::stop_token stop);
 
  private:

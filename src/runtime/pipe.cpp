@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "pipe_impl.hpp"
@@ -15,12 +16,46 @@ namespace clickpipe {
 
 using runtime_detail::Durable;
 
-void PipeConfig::validate() const {
-  if (id.empty()) throw InvalidField("id", "must not be empty");
-  for (unsigned char c : id) {
-    if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
-      throw InvalidField("id", "must not contain control characters or slashes");
+namespace {
+
+// The id names the PostgreSQL slot and publication `clickpipe_<id>`, and slot names take only
+// a-z, 0-9 and _, at most 63 bytes. Refused here, before anything exists: found out at the
+// slot's creation, the destination tables and the publication would already be there.
+constexpr std::size_t kMaxIdLength = 63 - std::string_view("clickpipe_").size();
+
+bool id_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+
+void check_id(const std::string& id) {
+  if (!id.empty() && id.size() <= kMaxIdLength && std::all_of(id.begin(), id.end(), id_char))
+    return;
+  std::string why = fmt::format(
+      "must be 1 to {} characters of a-z, 0-9 and _ (it names the PostgreSQL replication slot and "
+      "publication clickpipe_<id>)",
+      kMaxIdLength);
+  // Upper case and '-' have one obvious repair; anything else is left to the user. The id itself
+  // is not echoed: it may hold anything, the suggestion only the allowed characters.
+  std::string fixed;
+  bool fixable = !id.empty() && id.size() <= kMaxIdLength;
+  for (char c : id) {
+    if (!fixable) break;
+    if (id_char(c)) {
+      fixed += c;
+    } else if (c >= 'A' && c <= 'Z') {
+      fixed += static_cast<char>(c - 'A' + 'a');
+    } else if (c == '-') {
+      fixed += '_';
+    } else {
+      fixable = false;
+    }
   }
+  if (fixable) why += fmt::format("; \"{}\" would do", fixed);
+  throw InvalidField("id", why);
+}
+
+}  // namespace
+
+void PipeConfig::validate() const {
+  check_id(id);
   if (tables.empty()) throw InvalidField("tables", "a pipe needs at least one table");
   std::set<TableRef> seen;
   for (std::size_t i = 0; i < tables.size(); ++i) {
@@ -62,6 +97,8 @@ Pipe::Impl::Impl(const std::string& pipe_id, Durable durable, Executors executor
 Pipe::Pipe(PipeConfig config, Executors executors, PipeOptions options) {
   config.validate();
   check_executors(executors);
+  // Tables that cannot live side by side at the destination are refused before anything runs.
+  executors.table_setup->check_tables(config.tables);
   if (options.store && options.store->holds(config.id)) {
     throw StoreError(StoreErrorCode::AlreadyExists,
                      "the store already holds a pipe '" + config.id + "'");

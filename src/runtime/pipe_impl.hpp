@@ -198,7 +198,7 @@ struct Pipe::Impl : ProgressSink {
   void run();
   Outcome perform(Work work, std::stop_token stop);
   Outcome provision(std::stop_token stop);
-  void set_up_tables(const std::vector<TableRef>& refs, std::stop_token stop);
+  void set_up_tables(const std::vector<TableRef>& refs, std::stop_token stop, bool create = true);
   Outcome setup(std::stop_token stop);
   std::vector<TableDefinition> definitions_of(const std::vector<TableRef>& refs);
   Outcome remove_tables(std::stop_token stop);

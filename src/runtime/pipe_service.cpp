@@ -48,6 +48,8 @@ PipeService::PipeService(ServiceOptions options) : options_(std::move(options)) 
       continue;
     }
     try {
+      // Checked before the id reaches the executor factory (it names slots and tables there).
+      PipeConfig{record.id, record.lifecycle.mode(), record.tables, record.settings}.validate();
       auto pipe = std::make_unique<Pipe>(
           record, options_.executors(record.id, record.lifecycle.mode()), pipe_options());
       for (const auto& l : options_.listeners) pipe->add_listener(l);
@@ -74,6 +76,7 @@ PipeOptions PipeService::pipe_options() {
 }
 
 Pipe& PipeService::create(PipeConfig config) {
+  config.validate();  // before the id reaches the executor factory or a message
   reap();
   std::lock_guard lk(mu_);
   if (pipes_.count(config.id)) {

@@ -64,8 +64,10 @@ double Pipe::Impl::random_unit() {
 // Records a transient error and waits out the backoff. Throws FatalError when the budget is
 // spent and Cancelled when stopped while waiting.
 void Pipe::Impl::backoff(const OperationId& operation, RetryPolicy policy, std::uint32_t attempt,
-                         const std::string& error, std::stop_token stop) {
+                         const std::string& raw_error, std::stop_token stop) {
   if (stop.stop_requested()) throw Cancelled();
+  // Status, listeners and the log get the same capped text (transitions cap the fatal one).
+  const std::string error = capped_error(raw_error);
   const std::string name = runtime_detail::to_string(operation);
   if (!policy.unlimited() && attempt >= policy.max_attempts) {
     throw FatalError(fmt::format("{} failed after {} attempts: {}", name, attempt, error));

@@ -24,8 +24,10 @@ Pipe::Impl::Outcome Pipe::Impl::snapshot(std::stop_token stop) {
       if (!d.definitions.count(r)) undefined.push_back(r);
     }
   }
-  // A resync can start before Setup of added tables ran: set those up first.
-  if (!undefined.empty()) set_up_tables(undefined, stop);
+  // A resync can start before Setup of added tables ran, and re-reads the definitions of tables
+  // whose changes stopped: read those first. A resync's tables are made as `_resync` copies below;
+  // the tables they replace may have the old layout, which creating them would refuse to adopt.
+  if (!undefined.empty()) set_up_tables(undefined, stop, !resyncing);
   const std::vector<TableDefinition> defs = definitions_of(refs);
   const TableTarget target = resyncing ? TableTarget::Resync : TableTarget::Main;
   if (resyncing) {
@@ -114,6 +116,8 @@ void Pipe::Impl::copy_partitions(const std::vector<TableDefinition>& defs, Table
       }
       tables.push_back(std::move(t));
     }
+    // As many as the settings let copy at once; the scheduler lowers it to the partitions that
+    // wait and to its hard cap.
     workers = d.settings.tables_in_parallel * d.settings.partitions_in_parallel;
   }
 

@@ -13,11 +13,13 @@ using runtime_detail::work_for;
 // Takes the transition, applies `edit` (a command's own bookkeeping) and saves the result
 // before anything else can see it. When the save fails, everything is put back as it was and
 // the StoreError is thrown: nothing happened.
-ApplyResult Pipe::Impl::transition_locked(Trigger trigger, const std::string& error,
+ApplyResult Pipe::Impl::transition_locked(Trigger trigger, const std::string& raw_error,
                                           const std::function<void(Durable&)>& edit) {
   const State from = d.life.state();
   const ApplyResult result = d.life.check(trigger);
   if (!result) return result;
+  // What is saved and told to listeners is capped: an executor's error can be any length.
+  const std::string error = capped_error(raw_error);
   const Transition& t = result.transition();
   const Durable before = d;
   const TimePoint now = clock->now();
@@ -99,7 +101,7 @@ void Pipe::Impl::save_with_retry(Operation what, std::stop_token stop,
 // from it. Returns the message.
 std::string Pipe::Impl::record_store_failure_locked(Operation what, std::uint32_t attempt,
                                                     const StoreError& e) {
-  const std::string message = "the store cannot save: " + std::string(e.what());
+  const std::string message = capped_error("the store cannot save: " + std::string(e.what()));
   if (store_failed) return message;  // another partition's save told them already
   store_failed = true;
   const TimePoint now = clock->now();

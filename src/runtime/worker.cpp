@@ -139,8 +139,10 @@ Pipe::Impl::Outcome Pipe::Impl::provision(std::stop_token stop) {
   return Outcome::done(Trigger::Provisioned);
 }
 
-// Reads and records definitions of `refs` and creates their destination tables.
-void Pipe::Impl::set_up_tables(const std::vector<TableRef>& refs, std::stop_token stop) {
+// Reads and records definitions of `refs` and, unless `create` is false, creates their
+// destination tables.
+void Pipe::Impl::set_up_tables(const std::vector<TableRef>& refs, std::stop_token stop,
+                               bool create) {
   auto defs =
       with_retry({Operation::ReadDefinitions, {}}, &Settings::setup_retry, stop,
                  [&](ExecContext& ctx) { return ex.table_setup->read_definitions(refs, ctx); });
@@ -154,9 +156,11 @@ void Pipe::Impl::set_up_tables(const std::vector<TableRef>& refs, std::stop_toke
                                    defs[i].table.qualified(), refs[i].qualified()));
     }
   }
-  with_retry({Operation::CreateTables, {}}, &Settings::setup_retry, stop, [&](ExecContext& ctx) {
-    ex.table_setup->create_tables(defs, TableTarget::Main, ctx);
-  });
+  if (create) {
+    with_retry({Operation::CreateTables, {}}, &Settings::setup_retry, stop, [&](ExecContext& ctx) {
+      ex.table_setup->create_tables(defs, TableTarget::Main, ctx);
+    });
+  }
   save_with_retry(Operation::SaveDefinitions, stop, [&](Durable& dur) {
     for (const auto& def : defs) dur.definitions[def.table] = def;
   });
@@ -164,11 +168,15 @@ void Pipe::Impl::set_up_tables(const std::vector<TableRef>& refs, std::stop_toke
 
 Pipe::Impl::Outcome Pipe::Impl::setup(std::stop_token stop) {
   std::vector<TableRef> refs;
+  bool resyncing = false;
   {
     std::lock_guard lk(mu);
     refs = d.life.context().adding_tables ? d.pending_added : d.tables;
+    resyncing = d.life.context().resyncing;
   }
-  set_up_tables(refs, stop);
+  // A resync loads into `_resync` copies made in Snapshot and swaps them in; the tables it replaces
+  // may have the old layout, which creating them here would rightly refuse to adopt.
+  set_up_tables(refs, stop, !resyncing);
   return Outcome::done(Trigger::SetupDone);
 }
 

@@ -1,5 +1,7 @@
 #include "clickpipe/store/file_store.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -71,6 +73,72 @@ std::optional<std::uint64_t> parse_generation(const std::string& text) {
   return value;
 }
 
+std::string octal(std::uint32_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", mode & 07777u);
+  return buf;
+}
+
+const char* type_name(PathInfo::Type t) {
+  switch (t) {
+    case PathInfo::Type::Regular: return "a regular file";
+    case PathInfo::Type::Directory: return "a directory";
+    case PathInfo::Type::Symlink: return "a symlink";
+    case PathInfo::Type::Other: return "a FIFO, socket or device";
+  }
+  return "something else";
+}
+
+// Whoever can write the store can steer every pipe in it (pause, resync, plant a record), so
+// it must be this user's alone: `path` must be `want`, not a symlink, owned by the effective
+// user and not writable by group or others. Refused otherwise, naming the path and the fix.
+// Returns false when there is nothing at `path`.
+bool check_private(FileSystem& fs, const std::string& path, PathInfo::Type want) {
+  PathInfo info;
+  const int err = fs.inspect(path, info);
+  if (err == ENOENT) return false;
+  if (err) fail(err, "cannot inspect " + path);
+  const bool dir = want == PathInfo::Type::Directory;
+  const std::string what = dir ? "store directory " + path : path;
+  if (info.type != want) {
+    throw StoreError(StoreErrorCode::Refused,
+                     what + " is " + type_name(info.type) + ", not " + type_name(want) +
+                         (dir ? ": give the real directory's path"
+                              : ", so the store did not write it: remove it"));
+  }
+  const std::uint32_t me = ::geteuid();
+  if (info.owner != me) {
+    throw StoreError(StoreErrorCode::Refused,
+                     what + " belongs to uid " + std::to_string(info.owner) +
+                         ", not to this process's user (uid " + std::to_string(me) + "): chown " +
+                         std::to_string(me) + " " + path +
+                         (dir ? ", or use a directory of this user's" : ", or remove it"));
+  }
+  if (info.mode & 022) {
+    throw StoreError(StoreErrorCode::Refused,
+                     what + " is writable by group or others (mode " + octal(info.mode) +
+                         "), who could then steer the pipes stored there: chmod " +
+                         (dir ? "700 " : "600 ") + path);
+  }
+  return true;
+}
+
+// A temp file left by a crash is removed before a new one is written (write_file creates it
+// exclusively); unlinking it follows nothing. Anything but a regular file there was planted: it
+// is refused and left alone, so nothing it points to is touched.
+void clear_temp(FileSystem& fs, const std::string& tmp, const std::string& doing) {
+  PathInfo info;
+  const int err = fs.inspect(tmp, info);
+  if (err == ENOENT) return;
+  if (err) fail(err, doing + ": cannot inspect " + tmp);
+  if (info.type != PathInfo::Type::Regular) {
+    throw StoreError(StoreErrorCode::Refused,
+                     doing + ": " + tmp + " is " + type_name(info.type) +
+                         ", not a temp file the store wrote; it was left alone: remove it");
+  }
+  if (int e = fs.remove(tmp)) fail(e, doing + ": cannot remove the stale " + tmp);
+}
+
 // The generation saved in `path`: 0 when there is no such file yet.
 std::uint64_t read_generation(FileSystem& fs, const std::string& path) {
   std::string text;
@@ -82,11 +150,18 @@ std::uint64_t read_generation(FileSystem& fs, const std::string& path) {
   return *generation;
 }
 
+std::string base_name(const std::string& path) {
+  const std::size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 }  // namespace
 
 std::unique_ptr<FileStore> FileStore::open(const std::string& dir, std::shared_ptr<FileSystem> fs) {
   if (int err = fs->create_dir(dir)) fail(err, "cannot create store directory " + dir);
+  check_private(*fs, dir, PathInfo::Type::Directory);
   const std::string lock_path = dir + "/LOCK";
+  check_private(*fs, lock_path, PathInfo::Type::Regular);
   std::unique_ptr<FileLock> lock;
   if (int err = fs->lock(lock_path, lock)) {
     if (err != EWOULDBLOCK && err != EAGAIN) fail(err, "cannot lock " + lock_path);
@@ -96,11 +171,20 @@ std::unique_ptr<FileStore> FileStore::open(const std::string& dir, std::shared_p
                      "store " + dir + " is in use by another process (pid " + holder + ")");
   }
 
+  // Every record must be as private as the directory before any is believed.
+  std::vector<std::string> names;
+  if (int err = fs->list_dir(dir, names)) fail(err, "cannot list store directory " + dir);
+  for (const auto& name : names) {
+    if (is_record_name(name)) check_private(*fs, dir + "/" + name, PathInfo::Type::Regular);
+  }
+
   // A new generation for this writer, saved durably before any record is written with it.
   const std::string path = dir + "/GENERATION";
+  check_private(*fs, path, PathInfo::Type::Regular);
   const std::uint64_t generation = read_generation(*fs, path) + 1;
   const std::string tmp = path + ".tmp";
   const std::string doing = "recording generation " + std::to_string(generation) + " in " + dir;
+  clear_temp(*fs, tmp, doing);
   if (int err = fs->write_file(tmp, std::to_string(generation))) {
     fs->remove(tmp);
     fail(err, doing + ": cannot write " + tmp);
@@ -141,20 +225,10 @@ LoadResult FileStore::load_all() {
   std::sort(names.begin(), names.end());
   LoadResult out;
   for (const auto& name : names) {
-    // One unreadable record is reported and keeps its id taken; the others still load.
-    std::string text;
-    if (int err = fs_->read_file(dir_ + "/" + name, text)) {
-      out.broken.push_back({name, std::string("cannot be read: ") + std::strerror(err)});
-      continue;
-    }
+    // One record that cannot be used is reported and keeps its id taken; the others still load.
     try {
-      PipeRecord r = decode_record(text);
-      if (encode_name(r.id) + kSuffix != name) {
-        out.broken.push_back({name, "holds pipe '" + r.id + "', which belongs in another file"});
-        continue;
-      }
-      out.records.push_back(std::move(r));
-    } catch (const std::exception& e) {
+      out.records.push_back(read_record_file(*fs_, dir_ + "/" + name));
+    } catch (const StoreError& e) {
       out.broken.push_back({name, e.what()});
     }
   }
@@ -182,12 +256,18 @@ void FileStore::poison(int err, const std::string& doing) {
 }
 
 void FileStore::save(const PipeRecord& record) {
-  const std::string data = encode_record(record, generation_);
+  std::string data;
+  try {
+    data = encode_record(record, generation_);
+  } catch (const InvalidField& e) {
+    throw StoreError(StoreErrorCode::Refused, "saving pipe " + record.id + ": " + e.what());
+  }
   std::lock_guard lk(mu_);
   check_writable();
   const std::string path = path_of(record.id);
   const std::string tmp = path + ".tmp";
   const std::string doing = "saving pipe " + record.id;
+  clear_temp(*fs_, tmp, doing);
   if (int err = fs_->write_file(tmp, data)) {
     fs_->remove(tmp);
     fail(err, doing + ": cannot write " + tmp);
@@ -219,6 +299,26 @@ bool FileStore::holds(const std::string& id) {
   if (err == ENOENT) return false;
   if (err) fail(err, "cannot tell whether " + path + " exists");
   return true;
+}
+
+PipeRecord read_record_file(FileSystem& fs, const std::string& path) {
+  if (!check_private(fs, path, PathInfo::Type::Regular))
+    throw StoreError(StoreErrorCode::NotFound, path + " does not exist");
+  std::string text;
+  if (int err = fs.read_file(path, text)) fail(err, "cannot read " + path);
+  PipeRecord r;
+  try {
+    r = decode_record(text);
+  } catch (const std::exception& e) {  // InvalidField naming the field, or worse
+    throw StoreError(StoreErrorCode::Corrupt, path + " is corrupt: " + e.what());
+  }
+  // Named by the file it belongs in: encoded, the id is safe to print; raw, it may hold anything.
+  const std::string belongs = encode_name(r.id) + kSuffix;
+  if (belongs != base_name(path)) {
+    throw StoreError(StoreErrorCode::Corrupt,
+                     path + " is corrupt: record.id: it holds the pipe of " + belongs);
+  }
+  return r;
 }
 
 }  // namespace clickpipe

@@ -111,6 +111,8 @@ class FaultyTableSetup final : public TableSetup {
  public:
   FaultyTableSetup(std::shared_ptr<TableSetup> inner, std::shared_ptr<FaultPlan> plan)
       : inner_(std::move(inner)), plan_(std::move(plan)) {}
+  // Not a call the plan counts or fails: it has no context and must not block.
+  void check_tables(std::span<const TableRef> t) const override { inner_->check_tables(t); }
   std::vector<TableDefinition> read_definitions(std::span<const TableRef> t,
                                                 ExecContext& ctx) override {
     plan_->on_call(op::read_definitions, ctx);

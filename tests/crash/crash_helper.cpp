@@ -87,11 +87,11 @@ class Watcher final : public TransitionListener {
   Watcher(World& w, PipeService*& service, bool pause_b)
       : w_(w), service_(service), pause_b_(pause_b) {}
   void on_transition(const TransitionEvent& e) override {
-    if (e.pipe_id == "A") write_atomically("state_A", std::string(to_string(e.transition.to)));
-    if (pause_b_ && e.pipe_id == "B" && e.transition.to == State::Running && service_) {
-      if (Pipe* b = service_->get("B")) b->pause();  // queued: runs after this listener
+    if (e.pipe_id == "a") write_atomically("state_A", std::string(to_string(e.transition.to)));
+    if (pause_b_ && e.pipe_id == "b" && e.transition.to == State::Running && service_) {
+      if (Pipe* b = service_->get("b")) b->pause();  // queued: runs after this listener
     }
-    if (e.pipe_id == "B" && e.transition.to == State::Paused) note_b_paused(w_);
+    if (e.pipe_id == "b" && e.transition.to == State::Paused) note_b_paused(w_);
   }
   static void note_b_paused(World& w) {
     if (!fs::exists(dir + "/b_paused")) {
@@ -107,11 +107,11 @@ class Watcher final : public TransitionListener {
 };
 
 void ensure_pipes(PipeService& service) {
-  if (!service.get("A")) {
-    service.create(PipeConfig{"A", Mode::InitialLoadAndCdc, {kOrders, kUsers}, settings()});
+  if (!service.get("a")) {
+    service.create(PipeConfig{"a", Mode::InitialLoadAndCdc, {kOrders, kUsers}, settings()});
   }
-  if (!service.get("B"))
-    service.create(PipeConfig{"B", Mode::InitialLoadAndCdc, {kItems}, settings()});
+  if (!service.get("b"))
+    service.create(PipeConfig{"b", Mode::InitialLoadAndCdc, {kItems}, settings()});
 }
 
 // With `drop_after_restart`, pipe A drops one batch if the store already held it (a restart).
@@ -123,7 +123,7 @@ std::unique_ptr<PipeService> open_service(World& w, PipeService*& handle,
   const std::set<std::string> done = crash::check_saved_records(loaded, shared);
   const bool drop =
       drop_after_restart && std::any_of(loaded.records.begin(), loaded.records.end(),
-                                        [](const PipeRecord& r) { return r.id == "A"; });
+                                        [](const PipeRecord& r) { return r.id == "a"; });
   auto faults = std::make_shared<testing::FaultPlan>();
   faults->delay(testing::op::copy_partition, 15ms);  // a load long enough to be killed in
   ServiceOptions o;
@@ -139,7 +139,7 @@ std::unique_ptr<PipeService> open_service(World& w, PipeService*& handle,
         std::make_shared<crash::DonePartitionGuard>(
             std::make_shared<testing::MemorySnapshotCopier>(w.source, w.dest, slot), done, shared),
         std::make_shared<testing::MemoryCdcStreamer>(w.source, w.dest, slot)};
-    if (drop && id == "A") ex.cdc = std::make_shared<crash::DropOneBatch>(ex.cdc, shared);
+    if (drop && id == "a") ex.cdc = std::make_shared<crash::DropOneBatch>(ex.cdc, shared);
     return testing::with_faults(ex, faults);
   };
   auto service = std::make_unique<PipeService>(o);
@@ -168,7 +168,7 @@ int run(unsigned seed, bool drop_after_restart) {
   // B paused before: it must not have moved while no process ran it.
   const std::string before = read("b_paused");
   auto service = open_service(w, handle, watcher, drop_after_restart);
-  if (Pipe* b = service->get("B"); b && b->state() == State::Paused) {
+  if (Pipe* b = service->get("b"); b && b->state() == State::Paused) {
     Watcher::note_b_paused(w);
     const auto rows = w.dest->rows_inserted(testing::destination_name(kItems));
     if (!before.empty() && std::to_string(rows) != before) {
@@ -176,7 +176,7 @@ int run(unsigned seed, bool drop_after_restart) {
     }
   }
   ensure_pipes(*service);
-  if (Pipe* b = service->get("B"); b->state() == State::Running) b->pause();
+  if (Pipe* b = service->get("b"); b->state() == State::Running) b->pause();
   // Tells the test this process is up: kills are timed from here.
   write_atomically("started", std::to_string(::getpid()));
 
@@ -206,8 +206,8 @@ int verify() {
   auto watcher = std::make_shared<Watcher>(w, handle, false);
   auto service = open_service(w, handle, watcher);
   ensure_pipes(*service);
-  Pipe* a = service->get("A");
-  Pipe* b = service->get("B");
+  Pipe* a = service->get("a");
+  Pipe* b = service->get("b");
   if (!a || !b) {
     std::fprintf(stderr, "pipes missing\n");
     return 1;

@@ -176,7 +176,8 @@ TEST(SourceChanges, RenamedColumnsNewTypesAndRenamedTablesWereMappedByPositionOr
       [](const PipeStatus& s) {
         return s.state == State::Running && s.history.back().trigger == Trigger::SwapDone;
       },
-      120s));
+      120s))
+      << pipe->status().last_error.value_or(ErrorInfo{}).message;
   EXPECT_TRUE(pipe->status().stopped_tables.empty());
   pg.exec("UPDATE " + ren + " SET n2 = 7 WHERE id = 60");
   EXPECT_TRUE(converges(pg, cfg, ren, {"v", "n2"}));

@@ -86,6 +86,8 @@ TEST(FileStoreFaults, OpeningFailsWithACodeAndLeavesTheGenerationAsItWas) {
   for (const Fault& f : {
            Fault{"create_dir", EACCES, StoreErrorCode::Refused, s.dir.path},
            Fault{"create_dir", ENOSPC, StoreErrorCode::Unavailable, s.dir.path},
+           Fault{"inspect", EIO, StoreErrorCode::Unavailable, s.dir.path},
+           Fault{"inspect", EACCES, StoreErrorCode::Refused, s.dir.path},
            Fault{"lock", EWOULDBLOCK, StoreErrorCode::Locked, s.dir.path},
            Fault{"lock", EROFS, StoreErrorCode::Refused, s.dir.path + "/LOCK"},
            Fault{"read_file", EIO, StoreErrorCode::Unavailable, gen},
@@ -134,6 +136,8 @@ TEST(FileStoreFaults, ASaveThatFailsLeavesTheOldRecordAndTheNextSaveWorks) {
            // A directory where the record should be: no wait heals it, so it is not retried.
            Fault{"rename", EISDIR, StoreErrorCode::Refused, " to " + s.a_json},
            Fault{"write_file", ENOTDIR, StoreErrorCode::Refused, s.a_tmp},
+           // Whether a stale temp file is in the way cannot be told.
+           Fault{"inspect", EIO, StoreErrorCode::Unavailable, s.a_tmp},
        }) {
     s.flaky->fail(f.operation, f.error);
     expect_store_error([&] { store->save(record("a", 2)); }, f.code, f.path, describe(f));

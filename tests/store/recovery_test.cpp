@@ -289,23 +289,27 @@ TEST(Service, RestoresAThousandPipes) {
   std::filesystem::create_directories(dir.root);
   for (int i = 0; i < 1000; ++i) {
     PipeRecord r;
-    r.id = "pipe-" + std::to_string(i);
+    r.id = "pipe_" + std::to_string(i);
     r.tables = {w.orders};
     r.settings = World::fast_settings();
     r.lifecycle = Lifecycle::restore(State::Paused, LifecycleContext{});
     r.intent = Intent::Paused;
     r.definitions = {table_def("orders")};
     r.confirmed = w.mem.source->head();
-    // Written as the store writes them (durability is another test's business).
-    std::ofstream(dir.root / (r.id + ".json")) << encode_record(r, 1);
+    // Written as the store writes them (durability is another test's business), as private
+    // as it makes them whatever the umask.
+    const fs::path file = dir.root / (r.id + ".json");
+    std::ofstream(file) << encode_record(r, 1);
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
   }
-  w.mem.source->create_slot("clickpipe_pipe-7");
+  fs::permissions(dir.root, fs::perms::owner_all);
+  w.mem.source->create_slot("clickpipe_pipe_7");
   w.mem.destination->create_table(destination_name(w.orders), table_def("orders"));
   PipeService service(service_options(w, FileStore::open(dir.path)));
   EXPECT_TRUE(service.broken().empty());
   ASSERT_EQ(service.list().size(), 1000u);
   for (const auto& s : service.statuses()) EXPECT_EQ(s.state, State::Paused);
-  Pipe* p = service.get("pipe-7");
+  Pipe* p = service.get("pipe_7");
   ASSERT_NE(p, nullptr);
   ASSERT_TRUE(p->resume());
   w.fill(w.orders, 6000, 6020);  // only changes after the saved position arrive

@@ -54,7 +54,7 @@ PipeRecord sample(const std::string& id) {
   r.slot = SlotInfo{"clickpipe_" + id, Lsn{0x16B374D848}};
   r.load = {TableLoadRecord{
       {"public", "orders"},
-      {Partition{0, "", "k5", 5, {"public", "orders_2024"}}, Partition{1, "k5", "", 7}},
+      {Partition{0, "", "5", 5, {"public", "orders_2024"}}, Partition{1, "5", "", 7}},
       {1},
       7}};
   r.confirmed = Lsn{0x16B374D900};
@@ -108,6 +108,21 @@ TEST(FileStore, SavesAndLoadsEveryField) {
   EXPECT_EQ(loaded.records[1].id, "b/with slash");
   EXPECT_TRUE(fs::exists(dir.root / "b%2Fwith%20slash.json"));
   EXPECT_FALSE(fs::exists(dir.root / "a.json.tmp")) << "no temp file left behind";
+}
+
+TEST(FileStore, TempFilesLeftByACrashAreReplaced) {
+  // Temp files are created exclusively (never through a symlink), so a stale one is removed first.
+  TempDirGuard dir;
+  { FileStore::open(dir.path)->save(sample("a")); }
+  spit(dir.root / "a.json.tmp", "half a record");
+  spit(dir.root / "GENERATION.tmp", "9");
+  auto store = FileStore::open(dir.path);
+  PipeRecord changed = sample("a");
+  changed.cdc_changes = 45;
+  EXPECT_NO_THROW(store->save(changed));
+  EXPECT_EQ(store->load_all().records.at(0), changed);
+  EXPECT_FALSE(fs::exists(dir.root / "a.json.tmp"));
+  EXPECT_FALSE(fs::exists(dir.root / "GENERATION.tmp"));
 }
 
 TEST(FileStore, RecordsCarryFormatVersionGenerationAndChecksum) {

@@ -1,16 +1,20 @@
 #include "config.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "clickpipe/error.hpp"
 #include "clickpipe/json.hpp"
 #include "clickpipe/lifecycle/mode.hpp"
+#include "clickpipe/settings.hpp"
 
 namespace clickpipe::cli {
 
@@ -18,37 +22,134 @@ using nlohmann::json;
 
 namespace {
 
+std::string path_of(const std::string& parent, std::string_view name) {
+  return parent.empty() ? std::string(name) : parent + "." + std::string(name);
+}
+
+// Every level refuses keys it does not know, so a typo ("ssl_mode") is an error, not a default.
+void object(const json& j, const std::string& path, std::initializer_list<std::string_view> known) {
+  if (!j.is_object()) throw InvalidField(path.empty() ? "(config)" : path, "expected an object");
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      throw InvalidField(path_of(path, key), "unknown field");
+  }
+}
+
 const json& need(const json& j, const std::string& parent, const char* name) {
-  if (!j.is_object())
-    throw InvalidField(parent.empty() ? "(config)" : parent, "expected an object");
   auto it = j.find(name);
-  if (it == j.end()) throw InvalidField((parent.empty() ? "" : parent + ".") + name, "missing");
+  if (it == j.end()) throw InvalidField(path_of(parent, name), "missing");
   return *it;
 }
 
+// A string; required (and not empty) unless there is a fallback.
 std::string text(const json& j, const std::string& parent, const char* name,
                  std::optional<std::string> fallback = std::nullopt) {
-  const std::string field = (parent.empty() ? "" : parent + ".") + name;
-  if (!j.contains(name)) {
+  const std::string field = path_of(parent, name);
+  auto it = j.find(name);
+  if (it == j.end()) {
     if (fallback) return *fallback;
     throw InvalidField(field, "missing");
   }
-  const json& v = j.at(name);
-  if (v.is_number_integer()) return std::to_string(v.get<long long>());
-  if (!v.is_string()) throw InvalidField(field, "expected a string");
-  return v.get<std::string>();
+  if (!it->is_string()) throw InvalidField(field, "expected a string");
+  std::string v = it->get<std::string>();
+  if (v.empty() && !fallback) throw InvalidField(field, "must not be empty");
+  return v;
+}
+
+// A whole number in [lo, hi]. Fractions, exponents (1e30), negatives and numbers past the range
+// are refused, never wrapped or truncated.
+std::int64_t whole(const json& j, const std::string& parent, const char* name, std::int64_t lo,
+                   std::int64_t hi, std::int64_t fallback) {
+  auto it = j.find(name);
+  if (it == j.end()) return fallback;
+  const bool fits =
+      (it->is_number_unsigned() && it->get<std::uint64_t>() <= static_cast<std::uint64_t>(hi) &&
+       static_cast<std::int64_t>(it->get<std::uint64_t>()) >= lo) ||
+      (it->is_number_integer() && !it->is_number_unsigned() && it->get<std::int64_t>() >= lo &&
+       it->get<std::int64_t>() <= hi);
+  if (!fits) {
+    throw InvalidField(path_of(parent, name), "expected a whole number from " + std::to_string(lo) +
+                                                  " to " + std::to_string(hi));
+  }
+  return it->get<std::int64_t>();
+}
+
+bool flag(const json& j, const std::string& parent, const char* name, bool fallback) {
+  auto it = j.find(name);
+  if (it == j.end()) return fallback;
+  if (!it->is_boolean()) throw InvalidField(path_of(parent, name), "expected true or false");
+  return it->get<bool>();
+}
+
+// The port as a number or a string of digits.
+std::string port(const json& j, const std::string& parent) {
+  auto it = j.find("port");
+  if (it != j.end() && it->is_string()) {
+    const std::string s = it->get<std::string>();
+    const bool digits = !s.empty() && s.size() <= 5 && std::all_of(s.begin(), s.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
+    const int n = digits ? std::stoi(s) : 0;
+    if (n < 1 || n > 65535)
+      throw InvalidField(parent + ".port", "expected a port number from 1 to 65535");
+    return std::to_string(n);
+  }
+  return std::to_string(whole(j, parent, "port", 1, 65535, 5432));
 }
 
 // "password" in the file, or "password_env": the name of an environment variable holding it.
+// Neither value is ever repeated in a message (a password pasted into password_env included).
 std::string secret(const json& j, const std::string& parent) {
+  if (j.contains("password") && j.contains("password_env"))
+    throw InvalidField(parent + ".password", "give password or password_env, not both");
   if (j.contains("password_env")) {
     const std::string var = text(j, parent, "password_env");
     const char* v = std::getenv(var.c_str());
-    if (!v)
-      throw InvalidField(parent + ".password_env", "environment variable " + var + " is not set");
+    if (!v) throw InvalidField(parent + ".password_env", "names an environment variable not set");
     return v;
   }
   return text(j, parent, "password", "");
+}
+
+constexpr std::int64_t kMaxMs = kMaxSettingDuration.count();
+
+void read_source(const json& j, postgres::ConnectionSettings& s) {
+  const std::string p = "source";
+  object(j, p,
+         {"host", "port", "dbname", "user", "password", "password_env", "sslmode", "ca_file",
+          "connect_timeout_s"});
+  s.host = text(j, p, "host");
+  s.port = port(j, p);
+  s.dbname = text(j, p, "dbname");
+  s.user = text(j, p, "user");
+  s.password = secret(j, p);
+  s.sslmode = text(j, p, "sslmode", "");
+  s.ca_file = text(j, p, "ca_file", "");
+  s.connect_timeout = std::chrono::seconds(
+      whole(j, p, "connect_timeout_s", 1, kMaxMs / 1000, s.connect_timeout.count()));
+  // Refuses an unknown sslmode, and allow/prefer for a remote host, before anything connects.
+  postgres::effective_sslmode(s);
+}
+
+void read_destination(const json& j, pg_to_clickhouse::Config& c) {
+  const std::string p = "destination";
+  object(j, p,
+         {"url", "user", "password", "password_env", "database", "chdb_library", "reconcile",
+          "ca_file", "verify_peer", "connect_timeout_ms", "timeout_ms"});
+  clickhouse::ClientSettings& d = c.destination;
+  d.url = text(j, p, "url");
+  d.user = text(j, p, "user", "default");
+  d.password = secret(j, p);
+  d.database = text(j, p, "database", "default");
+  d.chdb_library = text(j, p, "chdb_library", "");
+  d.ca_file = text(j, p, "ca_file", "");
+  d.verify_peer = flag(j, p, "verify_peer", d.verify_peer);
+  d.connect_timeout = std::chrono::milliseconds(
+      whole(j, p, "connect_timeout_ms", 1, kMaxMs, d.connect_timeout.count()));
+  d.timeout = std::chrono::milliseconds(whole(j, p, "timeout_ms", 1, kMaxMs, d.timeout.count()));
+  c.reconcile = flag(j, p, "reconcile", c.reconcile);
+  // A URL with user info or a query string, refused without repeating it.
+  d.validate();
 }
 
 }  // namespace
@@ -70,6 +171,7 @@ TableRef table_ref(const std::string& s, const std::string& field) {
 }
 
 CliConfig parse_config(const json& j) {
+  object(j, "", {"id", "mode", "store", "source", "destination", "tables", "settings"});
   CliConfig c;
   c.pipe.id = text(j, "", "id");
   const std::string mode = text(j, "", "mode", "initial_load_and_cdc");
@@ -77,24 +179,8 @@ CliConfig parse_config(const json& j) {
   if (!m) throw InvalidField("mode", "unknown mode '" + mode + "'");
   c.pipe.mode = *m;
   c.store = text(j, "", "store");
-  const json& src = need(j, "", "source");
-  c.executors.source.host = text(src, "source", "host");
-  c.executors.source.port = text(src, "source", "port", "5432");
-  c.executors.source.dbname = text(src, "source", "dbname");
-  c.executors.source.user = text(src, "source", "user");
-  c.executors.source.password = secret(src, "source");
-  c.executors.source.sslmode = text(src, "source", "sslmode", "");
-  const json& dst = need(j, "", "destination");
-  c.executors.destination.url = text(dst, "destination", "url");
-  c.executors.destination.user = text(dst, "destination", "user", "default");
-  c.executors.destination.password = secret(dst, "destination");
-  c.executors.destination.database = text(dst, "destination", "database", "default");
-  c.executors.destination.chdb_library = text(dst, "destination", "chdb_library", "");
-  if (dst.contains("reconcile")) {
-    if (!dst.at("reconcile").is_boolean())
-      throw InvalidField("destination.reconcile", "expected true or false");
-    c.executors.reconcile = dst.at("reconcile").get<bool>();
-  }
+  read_source(need(j, "", "source"), c.executors.source);
+  read_destination(need(j, "", "destination"), c.executors);
   const json& tables = need(j, "", "tables");
   if (!tables.is_array() || tables.empty())
     throw InvalidField("tables", "expected a list of schema.table");
@@ -104,13 +190,6 @@ CliConfig parse_config(const json& j) {
     c.pipe.tables.push_back(table_ref(tables[i].get<std::string>(), field));
   }
   if (j.contains("settings")) c.pipe.settings = j.at("settings").get<Settings>();
-  static const char* known[] = {"id",          "mode",   "store",   "source",
-                                "destination", "tables", "settings"};
-  for (const auto& [key, value] : j.items()) {
-    if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
-      throw InvalidField(key, "unknown field");
-    }
-  }
   c.executors.pipe_id = c.pipe.id;
   c.pipe.validate();
   return c;

@@ -18,8 +18,9 @@ struct CliConfig {
   std::string store;
 };
 
-// Throws InvalidField naming the first bad or unknown field; passwords given as "password_env"
-// are read from the environment here.
+// Throws InvalidField naming the first bad field by its path: unknown keys at any level, wrong
+// types, numbers out of range, an unsafe sslmode, a URL carrying user info. No message repeats a
+// password or the URL. Passwords given as "password_env" are read from the environment here.
 CliConfig parse_config(const nlohmann::json& j);
 
 // parse_config over a file; a file that is not JSON throws nlohmann::json::exception.

@@ -2,9 +2,15 @@
 // store directory, DIR/control/<n>.cmd, answered in <n>.result (see docs/cli.md). Files, not a
 // socket, because the store directory is already the one place the process and its operator
 // share.
+//
+// Whoever can write the control directory can pause, resync or remove tables, so it is as
+// private as the store: 0700, owned by the process's user, and its entries are read only if they
+// are regular files of at most kMaxCommandBytes, never through a symlink.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -12,11 +18,38 @@
 
 namespace clickpipe::cli {
 
+inline constexpr std::size_t kMaxCommandBytes = 64 * 1024;
+
 // Where the command files of the pipes stored in `store` go; `clickpipe run` creates it.
 std::filesystem::path control_dir(const std::string& store);
 
-// The running side: carries out every command file waiting in `dir` and answers each.
-void answer_commands(PipeService& service, const std::filesystem::path& dir);
+// Creates `dir` 0700 (its parent must exist) unless it exists, then checks that it is a
+// directory (not a symlink) of this user's that group and others cannot write. Throws
+// StoreError (Refused) naming the path and the fix otherwise.
+void make_control_dir(const std::filesystem::path& dir);
+
+// The running side: carries out every command file waiting in the directory and answers each.
+class CommandInbox {
+ public:
+  CommandInbox(PipeService& service, std::filesystem::path dir)
+      : service_(service), dir_(std::move(dir)) {}
+
+  // Never throws, so no entry can stop the loop that calls it. An entry that is not a regular
+  // file of at most kMaxCommandBytes is not read and not answered: a symlink or an oversized
+  // file is removed (the link itself, never its target), anything else (a FIFO, a directory, a
+  // device) is left alone; each is reported once on stderr. A command that is not valid JSON or
+  // has a field of the wrong type is answered `invalid`, naming the field.
+  void answer() noexcept;
+
+ private:
+  void answer_in(int dir_fd);
+  void report(const std::string& key, const std::string& message);
+
+  PipeService& service_;
+  const std::filesystem::path dir_;
+  std::set<std::string> reported_;       // problems already reported, still present
+  std::set<std::string> still_present_;  // those seen again in this pass
+};
 
 // The operator's side: sends `command` ("pause", "add-table", ...) for pipe `id`, waits up to
 // 30 s for the answer and prints it. Returns the exit status: 0 only when accepted.

@@ -15,9 +15,11 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,7 @@
 #include "clickpipe/json.hpp"
 #include "clickpipe/lifecycle/diagram.hpp"
 #include "clickpipe/store/file_store.hpp"
+#include "clickpipe/store/file_system.hpp"
 #include "clickpipe/version.hpp"
 #include "config.hpp"
 #include "control.hpp"
@@ -42,7 +45,11 @@ int print_status(const std::string& store) {
   for (const auto& entry : fs::directory_iterator(store)) {
     if (entry.path().extension() != ".json") continue;
     try {
-      const PipeRecord r = decode_record(cli::slurp(entry.path()));
+      // Not cli::slurp: a FIFO or a symlink planted as a record must not hang or redirect us.
+      std::string text;
+      if (int err = posix_file_system()->read_file(entry.path().string(), text))
+        throw std::runtime_error(std::strerror(err));
+      const PipeRecord r = decode_record(text);
       json tables = json::array();
       for (const auto& t : r.tables) tables.push_back(t.qualified());
       json stopped = json::array();

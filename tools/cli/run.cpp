@@ -100,10 +100,15 @@ class Progress {
 }  // namespace
 
 int run(const CliConfig& cfg) {
-  const std::filesystem::path control = control_dir(cfg.store);
-  std::filesystem::create_directories(control);
+  // The store makes its own directory private (0700) and refuses one that is not, so only the
+  // parents are made here, as before; the control directory inside is made and checked the same.
+  std::filesystem::path store_path = std::filesystem::path(cfg.store).lexically_normal();
+  if (!store_path.has_filename()) store_path = store_path.parent_path();  // a trailing slash
+  if (store_path.has_parent_path()) std::filesystem::create_directories(store_path.parent_path());
   ServiceOptions o;
   o.store = FileStore::open(cfg.store);
+  const std::filesystem::path control = control_dir(cfg.store);
+  make_control_dir(control);
   // The listeners print what the operator needs; the runtime's own log would drown it.
   o.logger = std::make_shared<spdlog::logger>("clickpipe",
                                               std::make_shared<spdlog::sinks::null_sink_mt>());
@@ -121,8 +126,9 @@ int run(const CliConfig& cfg) {
              cfg.store);
 
   Progress progress;
+  CommandInbox inbox(service, control);
   while (!stop_requested) {
-    answer_commands(service, control);
+    inbox.answer();  // never throws: nothing planted in control/ stops the pipe
     progress.print_if_due(service);
     std::this_thread::sleep_for(200ms);
   }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clickpipe/clickhouse/features.hpp"
@@ -44,6 +45,15 @@ struct MappedColumn {
   int years[2] = {0, 0};
 };
 
+// The columns clickpipe adds after the source's, in this order: a row's version, its delete mark
+// and when it was written. With the engine they also mark a table as clickpipe's (tables.hpp).
+struct BookkeepingColumn {
+  std::string_view name;
+  std::string_view type;
+};
+inline constexpr BookkeepingColumn kBookkeepingColumns[] = {
+    {"_version", "UInt64"}, {"_is_deleted", "UInt8"}, {"_synced_at", "DateTime"}};
+
 struct TableLayout {
   std::string name;  // the ClickHouse table name, unquoted
   std::vector<MappedColumn> columns;
@@ -61,7 +71,8 @@ MappedColumn map_column(const Column& column, ServerVersion version);
 TableLayout layout_for(const TableDefinition& table, const std::string& name,
                        ServerVersion version);
 
-// CREATE TABLE IF NOT EXISTS with ReplacingMergeTree(_version[, _is_deleted]) ordered by the key.
+// CREATE TABLE with ReplacingMergeTree(_version[, _is_deleted]) ordered by the key. Not IF NOT
+// EXISTS: a table already there is create_table()'s to judge, never adopted unseen.
 std::string create_table_sql(const TableLayout& layout, const std::string& database);
 
 }  // namespace clickpipe::clickhouse

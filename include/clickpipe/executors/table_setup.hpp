@@ -11,14 +11,24 @@
 namespace clickpipe {
 
 // Contract for implementers:
-// - Called on a pipe's worker thread, one call at a time per pipe.
-// - Every call is idempotent (IF NOT EXISTS, IF EXISTS): after a crash it runs again from the
-//   start.
+// - Called on a pipe's worker thread, one call at a time per pipe; check_tables excepted, which
+//   runs on the caller's thread, possibly alongside another call.
+// - Every call is idempotent (it finds what an earlier run did and goes on): after a crash it
+//   runs again from the start.
+// - Destination tables: only those the executor made itself are adopted, renamed or dropped.
 // - Errors: TransientError is retried (default 20 attempts), FatalError fails the pipe.
 // - Cancellation: return or throw Cancelled soon after ctx.stop is requested.
 class TableSetup {
  public:
   virtual ~TableSetup() = default;
+
+  // Whether `tables` can live side by side at the destination (e.g. no two land in the same
+  // table). Throws InvalidField naming `tables[i]` (and, in the message, what it clashes with)
+  // when they cannot. The runtime asks before anything runs: with the pipe's tables when it is
+  // created, and on add_tables with the tables it holds followed by the additions (a refusal
+  // makes that command Invalid, nothing changed). It runs under the pipe's lock: no I/O, no
+  // blocking. The default accepts everything.
+  virtual void check_tables(std::span<const TableRef> tables) const { (void)tables; }
 
   // Reads the source definitions of `tables` (columns in order, types, primary key) and checks
   // them (the table exists, has a primary key, ...). Result in the same order as `tables`.
@@ -27,6 +37,8 @@ class TableSetup {
 
   // Makes `tables` part of the pipe at both ends: destination tables created (the `_resync`
   // copies for TableTarget::Resync, empty), source side prepared (e.g. publication membership).
+  // A destination table already there is kept only if the executor made it and it holds what
+  // `tables` need; else FatalError, and that table is left as it is.
   virtual void create_tables(std::span<const TableDefinition> tables, TableTarget target,
                              ExecContext& ctx) = 0;
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "clickpipe/clickhouse/client.hpp"
@@ -28,6 +29,11 @@ struct Config {
 
 // The ClickHouse table a source table lands in: its name, prefixed with the schema unless public.
 std::string destination_table(const TableRef& table);
+// What the reference TableSetup's check_tables asks: throws InvalidField naming `tables[i]` when
+// it lands in the same ClickHouse table as an earlier one (`a.b` and `public.a_b` are both `a_b`:
+// their rows would mix, and a TRUNCATE of one would empty the other), or in a table whose name
+// ends in `_resync` or `_old`, the names a resync gives its copies.
+void check_destination_names(std::span<const TableRef> tables);
 std::string slot_name(const std::string& pipe_id);
 std::string publication_name(const std::string& pipe_id);
 

@@ -1,6 +1,7 @@
 // libpq connections and results, RAII, with classified errors and no password in any message.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,12 +24,27 @@ struct ConnectionSettings {
   std::string dbname;
   std::string user;
   std::string password;
-  std::string sslmode;  // passed through (disable, require, verify-full, ...)
+  // disable, require, verify-ca or verify-full; empty: chosen by effective_sslmode (below).
+  std::string sslmode;
+  std::string ca_file;  // libpq's sslrootcert: the CA that signed the server's certificate
+  std::chrono::seconds connect_timeout{10};
   std::string application_name = "clickpipe";
 
-  // "host=127.0.0.1 port=5432 dbname=app user=repl": for messages; never the password.
+  // "host=127.0.0.1 port=5432 dbname=app user=repl sslmode=require": for messages; never the
+  // password.
   std::string describe() const;
 };
+
+// The sslmode a connection uses, from the keyword, else the connection string, else PGSSLMODE:
+// - none given: "" (libpq's default) when every host is on loopback (127.0.0.0/8, ::1,
+//   localhost, a Unix socket, or no host at all); otherwise "verify-full" when a CA file is set
+//   (ca_file, sslrootcert, PGSSLROOTCERT), else "require". A remote source never falls back to
+//   plaintext unless told to.
+// - "allow" or "prefer" for a host off loopback: refused, as they fall back to plaintext without
+//   a word. "disable" is taken: plaintext chosen on purpose.
+// Throws InvalidField("source.sslmode", ...) for those and for unknown modes. Connection::open
+// applies it; a config check may call it to fail early.
+std::string effective_sslmode(const ConnectionSettings& settings);
 
 // A PostgreSQL error: the SQLSTATE decides whether retrying can help (connection trouble,
 // serialization failures, lack of resources, a server shutting down) or not.
@@ -77,8 +93,10 @@ class Result {
 
 class Connection {
  public:
-  // Connects (a replication connection when `replication`: walsender commands only). Throws
-  // PgTransientError when the server cannot be reached, PgFatalError when it refuses us.
+  // Connects (a replication connection when `replication`: walsender commands only), with the
+  // sslmode effective_sslmode picks. Throws PgTransientError when the server cannot be reached,
+  // PgFatalError when it refuses us or its certificate does not pass, InvalidField for a refused
+  // sslmode or a connect timeout that is not positive.
   static Connection open(const ConnectionSettings& settings, bool replication = false);
 
   Connection(Connection&&) noexcept;

@@ -1,6 +1,7 @@
 // The pgoutput logical replication protocol (version 1): messages decoded into typed values, and
-// whole transactions assembled into Changes. Safe on any bytes (every read is bounds-checked;
-// malformed input throws FatalError). No I/O, except that a transaction outgrowing its memory
+// whole transactions assembled into Changes. Safe on any bytes: every read is bounds-checked, and
+// malformed input (including names that are not UTF-8) throws FatalError with a message starting
+// "pgoutput: " that shows no raw bytes. No I/O, except that a transaction outgrowing its memory
 // budget is spilled to a temporary file.
 #pragma once
 

@@ -30,6 +30,9 @@ struct PipeConfig {
   Settings settings;
 
   // Throws InvalidField naming the first bad field ("id", "tables[2].name", "settings....").
+  // The id is 1 to 53 characters of a-z, 0-9 and _: it names the replication slot and the
+  // publication `clickpipe_<id>`, and PostgreSQL's slot names take nothing else, at most 63
+  // bytes. Checked when a pipe is created and again when one is loaded from a store.
   void validate() const;
 };
 
@@ -67,8 +70,10 @@ struct CommandResult {
 // do not destroy it from one of its own listeners.
 class Pipe {
  public:
-  // A new pipe, in Provisioning. With a store, its first record is saved here (throws
-  // StoreError when that fails, or when the store already holds the id).
+  // A new pipe, in Provisioning. The config is validated and the tables put to
+  // TableSetup::check_tables before anything else (both throw InvalidField, before any executor
+  // work). With a store, its first record is saved here (throws StoreError when that fails, or
+  // when the store already holds the id).
   Pipe(PipeConfig config, Executors executors, PipeOptions options = {});
   // A saved pipe, put back as it was (no transition is taken). What the user last asked for is
   // carried out: a pipe meant to be paused or deleted is moved on that way before it starts.
@@ -91,6 +96,7 @@ class Pipe {
   CommandResult resume();
   CommandResult retry();
   CommandResult resync();
+  // Invalid, too, when TableSetup::check_tables refuses the pipe's tables with these added.
   CommandResult add_tables(std::vector<TableRef> tables);
   CommandResult cancel_table_addition();
   CommandResult remove_tables(std::vector<TableRef> tables);

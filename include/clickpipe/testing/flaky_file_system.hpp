@@ -15,9 +15,9 @@
 namespace clickpipe::testing {
 
 // Thread-safe. fail("fsync_file", EIO, 2) makes the next two fsyncs of a file fail with EIO;
-// times = -1 fails until heal(). Operations, named as the FileSystem calls: create_dir, lock,
-// list_dir, fsync_dir, read_file, stat, write_file, fsync_file, rename, remove. A failed call
-// does nothing.
+// times = -1 fails until heal(). Operations, named as the FileSystem calls: create_dir, inspect,
+// lock, list_dir, fsync_dir, read_file, stat, write_file, fsync_file, rename, remove. A failed
+// call does nothing.
 class FlakyFileSystem final : public FileSystem {
  public:
   void fail(const std::string& operation, int error, int times = 1) {
@@ -36,6 +36,10 @@ class FlakyFileSystem final : public FileSystem {
   int create_dir(const std::string& dir) override {
     if (int e = injected("create_dir")) return e;
     return real_->create_dir(dir);
+  }
+  int inspect(const std::string& path, PathInfo& info) override {
+    if (int e = injected("inspect")) return e;
+    return real_->inspect(path, info);
   }
   int lock(const std::string& path, std::unique_ptr<FileLock>& held) override {
     if (int e = injected("lock")) return e;

@@ -70,6 +70,9 @@ class MemoryTableSetup final : public TableSetup {
   std::set<TableRef> publication_;
 };
 
+// Plans partitions by primary key: a partition's bounds are keys. A FileStore takes only bounds
+// of decimal digits (slot.hpp), so pipes over this copier that save to a FileStore need keys of
+// at most 10 digits; a MemoryStore takes any.
 class MemorySnapshotCopier final : public SnapshotCopier {
  public:
   MemorySnapshotCopier(std::shared_ptr<MemorySource> source,
