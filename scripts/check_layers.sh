@@ -13,7 +13,7 @@ layer_of() {
   case "$p" in
     lifecycle/*) echo model ;;
     change.hpp | clock.hpp | error.hpp | lsn.hpp | settings.hpp | slot.hpp | status.hpp | \
-      table.hpp | version.hpp | src/clock.cpp | src/lsn.cpp | src/settings.cpp) echo values ;;
+      table.hpp | utf8.hpp | version.hpp | src/clock.cpp | src/lsn.cpp | src/settings.cpp) echo values ;;
     format.hpp | json.hpp | src/json.cpp) echo formatting ;;
     executors/*) echo executors ;;
     store/* | src/store/*) echo store ;;

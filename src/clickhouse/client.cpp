@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "clickpipe/status.hpp"
+#include "clickpipe/utf8.hpp"
 #include "transports.hpp"
 
 namespace clickpipe::clickhouse {
@@ -87,34 +88,6 @@ std::size_t past_quoted(std::string_view text, std::size_t at) {
     }
   }
   return text.size();
-}
-
-// The length of the well-formed UTF-8 sequence at the start of `s` (no overlong forms, no
-// surrogates, nothing past U+10FFFF: what JSON writers accept), or 0.
-std::size_t utf8_length(std::string_view s) {
-  const auto b = static_cast<unsigned char>(s[0]);
-  if (b < 0x80) return 1;
-  std::size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
-  if (b >= 0xC2 && b <= 0xDF) {
-    n = 2;
-  } else if (b >= 0xE0 && b <= 0xEF) {
-    n = 3;
-    if (b == 0xE0) lo = 0xA0;
-    if (b == 0xED) hi = 0x9F;
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    n = 4;
-    if (b == 0xF0) lo = 0x90;
-    if (b == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (n > s.size()) return 0;
-  for (std::size_t i = 1; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < (i == 1 ? lo : 0x80) || c > (i == 1 ? hi : 0xBF)) return 0;
-  }
-  return n;
 }
 
 // The first words of `sql` as a server may repeat them, or empty when too short to tell apart
@@ -260,7 +233,7 @@ std::string error_summary(std::string_view text, std::string_view sql) {
       continue;
     }
     // Invalid UTF-8 (a proxy's page, a cut) would make the status unprintable as JSON.
-    const std::size_t n = utf8_length(rest);
+    const std::size_t n = utf8_sequence_length(rest);
     if (n == 0) {
       clause += '?';
       ++i;

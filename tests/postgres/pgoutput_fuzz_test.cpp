@@ -30,6 +30,7 @@
 #include "clickpipe/error.hpp"
 #include "clickpipe/postgres/pgoutput.hpp"
 #include "clickpipe/postgres/schema_tracker.hpp"
+#include "clickpipe/utf8.hpp"
 
 namespace clickpipe::postgres {
 namespace {
@@ -68,29 +69,6 @@ std::vector<Bytes> load_corpus() {
     out.push_back(std::move(b));
   }
   return out;
-}
-
-// Well-formed UTF-8 (what the status JSON can carry).
-bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    std::size_t n = b < 0x80                 ? 1
-                    : b >= 0xC2 && b <= 0xDF ? 2
-                    : b >= 0xE0 && b <= 0xEF ? 3
-                    : b >= 0xF0 && b <= 0xF4 ? 4
-                                             : 0;
-    if (n == 0 || s.size() - i < n) return false;
-    for (std::size_t k = 1; k < n; ++k) {
-      const auto c = static_cast<unsigned char>(s[i + k]);
-      if ((c & 0xC0) != 0x80) return false;
-      if (k == 1 && ((b == 0xE0 && c < 0xA0) || (b == 0xED && c > 0x9F) ||
-                     (b == 0xF0 && c < 0x90) || (b == 0xF4 && c > 0x8F))) {
-        return false;
-      }
-    }
-    i += n;
-  }
-  return true;
 }
 
 std::string hex(std::string_view s) {

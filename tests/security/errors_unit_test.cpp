@@ -25,6 +25,7 @@
 #include "clickpipe/testing/helpers.hpp"
 #include "clickpipe/testing/manual_clock.hpp"
 #include "clickpipe/testing/memory_executors.hpp"
+#include "clickpipe/utf8.hpp"
 
 namespace clickpipe {
 namespace {
@@ -39,23 +40,12 @@ bool contains(std::string_view text, std::string_view part) {
   return text.find(part) != std::string_view::npos;
 }
 
-// Well-formed UTF-8, as the status JSON needs it.
-bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    const std::size_t n = b < 0x80                 ? 1
-                          : b >= 0xC2 && b <= 0xDF ? 2
-                          : b >= 0xE0 && b <= 0xEF ? 3
-                          : b >= 0xF0 && b <= 0xF4 ? 4
-                                                   : 0;
-    if (n == 0 || s.size() - i < n) return false;
-    for (std::size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += n;
-  }
-  return true;
-}
+// The check the assertions below rely on, on the cases that tell a strict one from a loose one.
+static_assert(valid_utf8("a\xC3\xA9\xE2\x80\xA6\xF0\x9F\x90\x98"));
+static_assert(!valid_utf8("\xC0\xAF"));          // overlong
+static_assert(!valid_utf8("\xED\xA0\x80"));      // a surrogate
+static_assert(!valid_utf8("\xF4\x90\x80\x80"));  // past U+10FFFF
+static_assert(!valid_utf8("\xE2\x80"));          // cut short
 
 // ---- destination URLs ----
 

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "../expect.hpp"
+#include "../files.hpp"
 #include "../runtime/world.hpp"
 #include "clickpipe/store/file_store.hpp"
 
@@ -24,18 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void spit(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << text;
-}
 
 // The permission bits of `p` itself (a symlink is not followed).
 unsigned mode_of(const fs::path& p) {

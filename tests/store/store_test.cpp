@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "../expect.hpp"
+#include "../files.hpp"
 #include "../runtime/world.hpp"
 #include "clickpipe/json.hpp"
 #include "clickpipe/runtime/pipe_service.hpp"
@@ -19,18 +20,6 @@ namespace clickpipe::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void spit(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << text;
-}
 
 // A record with something in every field, times in whole milliseconds (as stored).
 PipeRecord sample(const std::string& id) {

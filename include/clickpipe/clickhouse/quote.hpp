@@ -5,11 +5,12 @@
 #include <string>
 #include <string_view>
 
+#include "clickpipe/utf8.hpp"  // valid_utf8, which callers of quote() check names with
+
 namespace clickpipe::clickhouse {
 
 // `name` in backquotes, with backquotes and backslashes escaped. Throws InvalidField for empty
 // names and invalid UTF-8.
 std::string quote(std::string_view name);
-bool valid_utf8(std::string_view text) noexcept;
 
 }  // namespace clickpipe::clickhouse
