@@ -465,7 +465,8 @@ std::string service_status_json(const std::vector<PipeStatus>& pipes,
   for (const auto& s : pipes) pipes_json.push_back(s);
   json broken_json = json::array();
   for (const auto& b : broken) broken_json.push_back({{"name", b.name}, {"reason", b.reason}});
-  return json{{"pipes", pipes_json}, {"broken", broken_json}}.dump(2);
+  return json{{"pipes", pipes_json}, {"broken", broken_json}}.dump(2, ' ', false,
+                                                                   json::error_handler_t::replace);
 }
 
 json transition_table_json() {

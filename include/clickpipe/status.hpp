@@ -2,6 +2,7 @@
 // It never holds secrets: errors carry messages that executors wrote without them.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "clickpipe/settings.hpp"
 #include "clickpipe/slot.hpp"
 #include "clickpipe/table.hpp"
+#include "clickpipe/utf8.hpp"
 
 namespace clickpipe {
 
@@ -24,18 +26,27 @@ using TimePoint = std::chrono::system_clock::time_point;
 // status, listeners, logs): errors from a server can be long and a store record must stay small.
 inline constexpr std::size_t kMaxErrorBytes = 1024;
 
-// `text` cut to at most `max` bytes, ending in "…" when cut. The cut never splits a UTF-8
-// sequence, so the result stays valid UTF-8 for JSON when the input was.
+// `text` as valid UTF-8 of at most `max` bytes, ending in "…" when cut (never inside a
+// character).
 inline std::string capped_error(std::string_view text, std::size_t max = kMaxErrorBytes) {
-  if (text.size() <= max) return std::string(text);
+  // Bytes that are not UTF-8 (a server's text in another encoding, a damaged file) become U+FFFD:
+  // the record and the status JSON could not hold them.
+  std::string clean;
+  clean.reserve(std::min(text.size(), max));
+  while (!text.empty() && clean.size() <= max) {
+    const std::size_t n = utf8_sequence_length(text);
+    clean += n ? text.substr(0, n) : std::string_view("\xEF\xBF\xBD");
+    text.remove_prefix(n ? n : 1);
+  }
+  if (clean.size() <= max && text.empty()) return clean;
   constexpr std::string_view mark = "\xE2\x80\xA6";  // U+2026, "…"
   if (max < mark.size()) return {};
   std::size_t keep = max - mark.size();
   // Back off continuation bytes (10xxxxxx) so the kept part ends on a whole character.
-  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
-  std::string out(text.substr(0, keep));
-  out += mark;
-  return out;
+  while (keep > 0 && (static_cast<unsigned char>(clean[keep]) & 0xC0) == 0x80) --keep;
+  clean.resize(keep);
+  clean += mark;
+  return clean;
 }
 
 struct TableProgress {

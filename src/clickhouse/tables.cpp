@@ -115,9 +115,12 @@ std::optional<std::string> not_adoptable_because(const ExistingTable& t,
   std::string want;
   for (const auto& k : layout.order_by) want += (want.empty() ? "" : ",") + k;
   // 26.x prints a one-column key as "(id)", 18.16 as "id"; quotes only where a name needs them.
-  std::string have = t.sorting_key;
-  std::erase_if(have, [](char c) { return c == '`' || c == '(' || c == ')'; });
-  if (without_spaces(have) != without_spaces(want)) {
+  // Both sides lose the same characters, so a name holding them still compares equal.
+  const auto bare = [](std::string key) {
+    std::erase_if(key, [](char c) { return c == '`' || c == '(' || c == ')' || c == '\\'; });
+    return without_spaces(key);
+  };
+  if (bare(t.sorting_key) != bare(want)) {
     return fmt::format("it is ordered by ({}), not ({})", t.sorting_key, want);
   }
   return std::nullopt;
@@ -182,6 +185,10 @@ std::vector<std::string> add_missing_columns(Client& client, const TableLayout& 
 void create_resync_table(Client& client, const TableLayout& layout) {
   TableLayout copy = layout;
   copy.name.append(kResyncSuffix);
+  // The table the copy will replace, and the old copy the swap drops, are checked now: after the
+  // whole load would be a waste of it.
+  exists_and_ours(client, layout.name, "replaced by a resync");
+  exists_and_ours(client, std::string(layout.name).append(kOldSuffix), "dropped after a resync");
   if (exists_and_ours(client, copy.name, "dropped for a fresh resync copy")) {
     client.query("DROP TABLE IF EXISTS " + qualified(client, copy.name));
   }

@@ -85,6 +85,32 @@ std::optional<std::string> Pipe::Impl::check_new_tables_locked(
   std::vector<TableRef> all = d.tables;
   all.insert(all.end(), add.begin(), add.end());
   try {
+    ex.table_setup->check_tables(d.tables);
+  } catch (const InvalidField&) {
+    // A pipe saved before names were checked already holds a clash: judge each added table alone
+    // and beside every table that is sound alone, so that only a clash of the addition refuses it.
+    std::vector<TableRef> sound;
+    for (const auto& t : d.tables) {
+      try {
+        ex.table_setup->check_tables(std::vector<TableRef>{t});
+        sound.push_back(t);
+      } catch (const InvalidField&) {
+      }
+    }
+    for (std::size_t i = 0; i < add.size(); ++i) {
+      try {
+        ex.table_setup->check_tables(std::vector<TableRef>{add[i]});
+        for (const auto& other : sound) {
+          ex.table_setup->check_tables(std::vector<TableRef>{other, add[i]});
+        }
+      } catch (const InvalidField& e) {
+        return fmt::format("tables[{}]: {}", i, e.what());
+      }
+      sound.push_back(add[i]);
+    }
+    return std::nullopt;
+  }
+  try {
     ex.table_setup->check_tables(all);
   } catch (const InvalidField& e) {
     return std::string(e.what());

@@ -175,9 +175,11 @@ CommandResult Pipe::resync() {
   Impl* i = impl_.get();
   return i->command(Trigger::Resync, [i] {
     std::lock_guard lk(i->mu);
-    // Validate before anything is dropped.
+    // Validate before anything is dropped. A pipe saved before names were checked may hold
+    // tables a resync would clobber (`t` and `t_old`): it is refused until they are removed.
     try {
       i->d.settings.validate();
+      i->ex.table_setup->check_tables(i->d.tables);
     } catch (const InvalidField& e) {
       return Impl::invalid(e.what());
     }

@@ -1,4 +1,5 @@
 #include "clickpipe/store/file_store.hpp"
+#include "clickpipe/status.hpp"
 
 #include <unistd.h>
 
@@ -115,10 +116,12 @@ bool check_private(FileSystem& fs, const std::string& path, PathInfo::Type want)
                          (dir ? ", or use a directory of this user's" : ", or remove it"));
   }
   if (info.mode & 022) {
-    throw StoreError(StoreErrorCode::Refused,
-                     what + " is writable by group or others (mode " + octal(info.mode) +
-                         "), who could then steer the pipes stored there: chmod " +
-                         (dir ? "700 " : "600 ") + path);
+    throw StoreError(
+        StoreErrorCode::Refused,
+        what + " is writable by group or others (mode " + octal(info.mode) +
+            "), who could then steer the pipes stored there: chmod " + (dir ? "700 " : "600 ") +
+            path +
+            (dir ? " (a store made under umask 002: chmod -R go-w " + path + ")" : std::string()));
   }
   return true;
 }
@@ -146,7 +149,10 @@ std::uint64_t read_generation(FileSystem& fs, const std::string& path) {
   if (err == ENOENT) return 0;
   if (err) fail(err, "cannot read " + path);
   const auto generation = parse_generation(text);
-  if (!generation) throw StoreError(StoreErrorCode::Corrupt, path + " is damaged: '" + text + "'");
+  if (!generation) {
+    throw StoreError(StoreErrorCode::Corrupt,
+                     path + " is damaged: '" + capped_error(text, 40) + "' is not a generation");
+  }
   return *generation;
 }
 
@@ -259,7 +265,7 @@ void FileStore::save(const PipeRecord& record) {
   std::string data;
   try {
     data = encode_record(record, generation_);
-  } catch (const InvalidField& e) {
+  } catch (const std::exception& e) {  // InvalidField, or JSON the writer cannot make
     throw StoreError(StoreErrorCode::Refused, "saving pipe " + record.id + ": " + e.what());
   }
   std::lock_guard lk(mu_);

@@ -42,6 +42,10 @@ int regular(int fd) {
   return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
 }
 
+// The largest file read whole: a record of 2^20 partitions (the most a table may plan) takes about
+// 100 MiB.
+constexpr std::size_t kMaxFileBytes = std::size_t{256} << 20;
+
 class PosixFileSystem final : public FileSystem {
  public:
   int create_dir(const std::string& dir) override {
@@ -130,6 +134,10 @@ class PosixFileSystem final : public FileSystem {
       if (n < 0) {
         if (errno == EINTR) continue;
         err = errno;
+        break;
+      }
+      if (data.size() + static_cast<std::size_t>(n) > kMaxFileBytes) {
+        err = EFBIG;  // no record is this large: something planted, not worth the memory
         break;
       }
       data.append(buf, static_cast<std::size_t>(n));

@@ -117,6 +117,29 @@ T get(const json& j, const char* name) {
   }
 }
 
+// The settings of a record, with limits newer than the record applied instead of refused: a pipe
+// saved with a 48 h backoff must still load (config files get the limits as errors).
+Settings saved_settings(const json& j) {
+  auto it = j.find("settings");
+  if (it == j.end() || !it->is_object()) return get<Settings>(j, "settings");
+  json s = *it;
+  const auto clamp = [](json& obj, const char* key, std::uint64_t max) {
+    auto v = obj.find(key);
+    if (v != obj.end() && v->is_number_unsigned() && v->get<std::uint64_t>() > max) *v = max;
+  };
+  const auto day = static_cast<std::uint64_t>(kMaxSettingDuration.count());
+  clamp(s, "sync_interval_ms", day);
+  clamp(s, "max_partitions_per_table", std::uint64_t{1} << 20);
+  for (const char* policy :
+       {"provisioning_retry", "setup_retry", "snapshot_partition_retry", "cdc_retry"}) {
+    auto p = s.find(policy);
+    if (p == s.end() || !p->is_object()) continue;
+    clamp(*p, "initial_backoff_ms", day);
+    clamp(*p, "max_backoff_ms", day);
+  }
+  return get<Settings>(json{{"settings", s}}, "settings");
+}
+
 std::optional<SchemaChange::Kind> parse_schema_change_kind(std::string_view s) {
   for (auto k : {SchemaChange::Kind::ColumnsAdded, SchemaChange::Kind::ColumnsDropped,
                  SchemaChange::Kind::PartitionsChanged, SchemaChange::Kind::TableStopped,
@@ -187,14 +210,7 @@ TimePoint time_at(const json& j, const char* name, const std::string& field) {
   return from_ms(it->get<std::int64_t>());
 }
 
-std::string capped(std::string text) {
-  if (text.size() <= kMaxText) return text;
-  const std::string mark = "\u2026";
-  std::size_t cut = kMaxText - mark.size();
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
-  text.resize(cut);
-  return text + mark;
-}
+std::string capped(const std::string& text) { return capped_error(text, kMaxText); }
 
 void check_name(const std::string& s, const std::string& field) {
   if (s.empty()) throw InvalidField(field, "empty");
@@ -303,7 +319,7 @@ PipeRecord record_from(const json& j, int version) {
     r.intent = r.lifecycle.state() == State::Paused ? Intent::Paused : Intent::Running;
   }
   r.since = time_at(j, "since_ms", "record.since_ms");
-  r.settings = get<Settings>(j, "settings");
+  r.settings = saved_settings(j);
   try {
     r.settings.validate();
   } catch (const InvalidField& e) {
@@ -389,12 +405,12 @@ std::string encode_record(const PipeRecord& record, std::uint64_t generation) {
     }
   }
   const json body = record_body(record);
-  const std::string text = body.dump();
+  const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
   json file{{"format_version", PipeRecord::kFormatVersion},
             {"generation", generation},
             {"checksum", fnv1a64(text)},
             {"record", body}};
-  return file.dump(1) + "\n";
+  return file.dump(1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 PipeRecord decode_record(std::string_view text, std::uint64_t* generation) {
@@ -418,7 +434,7 @@ PipeRecord decode_record(std::string_view text, std::uint64_t* generation) {
     throw InvalidField("format_version", "unknown format version " + std::to_string(version));
   const json& body = need(file, "record");
   const auto sum = get<std::string>(file, "checksum");
-  if (fnv1a64(body.dump()) != sum) {
+  if (fnv1a64(body.dump(-1, ' ', false, json::error_handler_t::replace)) != sum) {
     throw InvalidField("checksum", "checksum mismatch: the record was altered or damaged");
   }
   if (generation) *generation = get<std::uint64_t>(file, "generation");

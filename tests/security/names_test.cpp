@@ -208,6 +208,34 @@ TEST(Names, AddingATableThatCollidesIsInvalidAndChangesNothing) {
   EXPECT_TRUE(n.w.wait_in_sync(n.w.users));
 }
 
+// A pipe saved before names were checked, holding `orders` and `orders_old`: a resync would drop
+// the second when it swaps the first, so it is refused; an addition that clashes with nothing is
+// still taken.
+TEST(Names, ASavedPipeWithClashingTablesRefusesResyncButTakesAnUnrelatedAddition) {
+  NamesWorld n;
+  n.w.mem.source->create_table(table_def("orders_old"));
+  PipeConfig cfg = n.w.config("legacy");
+  cfg.tables = {n.w.orders, TableRef{"public", "orders_old"}};
+  PipeRecord saved;
+  {
+    // Created without the check, as an older version did.
+    Pipe old(cfg, testing::with_faults(n.w.mem.executors(cfg.id), n.w.faults), n.options());
+    old.start();
+    ASSERT_TRUE(old.wait_for(State::Running, 10s));
+    saved = old.record();
+  }
+  Pipe p(saved, n.executors(saved.id), n.options());
+  const CommandResult r = p.resync();
+  EXPECT_EQ(r.status, CommandResult::Status::Invalid);
+  EXPECT_NE(r.message.find("_old"), std::string::npos) << r.message;
+  EXPECT_EQ(p.state(), State::Running);
+  EXPECT_EQ(p.record().transitions, saved.transitions) << "nothing changed";
+
+  EXPECT_EQ(p.add_tables({TableRef{"public", "users_old"}}).status, CommandResult::Status::Invalid);
+  const CommandResult added = p.add_tables({n.w.users});
+  EXPECT_NE(added.status, CommandResult::Status::Invalid) << added.message;
+}
+
 TEST(Names, DestinationNamesOfTheReferenceExecutors) {
   using pg_to_clickhouse::check_destination_names;
   auto refused = [](std::vector<TableRef> tables) {
@@ -264,9 +292,16 @@ TEST(Names, AClickPipeTableIsKnownByItsLayout) {
                       {"d", "Nullable(Decimal(12,3))"},  // spacing is not a difference
                       {"_version", "UInt64"},
                       {"_is_deleted", "UInt8"},
-                      {"_synced_at", "DateTime"}}};
+                      {"_synced_at", "DateTime"}},
+                     "id"};
   EXPECT_EQ(not_clickpipe_because(ours), std::nullopt);
   EXPECT_EQ(not_adoptable_because(ours, l), std::nullopt);
+  ExistingTable key_26 = ours;  // 26.x spells a one-column key "(id)"
+  key_26.sorting_key = "(id)";
+  EXPECT_EQ(not_adoptable_because(key_26, l), std::nullopt);
+  ExistingTable other_key = ours;
+  other_key.sorting_key = "id, v";
+  EXPECT_EQ(not_adoptable_because(other_key, l), "it is ordered by (id, v), not (id)");
 
   ExistingTable extra = ours;  // a column the source added later
   extra.columns.emplace_back("added", "Nullable(String)");

@@ -356,5 +356,31 @@ TEST(RecordValidation, AnOverlongErrorMessageIsCut) {
   EXPECT_EQ(r.last_error->message.rfind("xxx", 0), 0u);
 }
 
+// Text that is not UTF-8 in a saved error (a damaged file, a server's other encoding) is
+// replaced, not a reason to refuse the record or to fail the next save.
+TEST(RecordValidation, AnErrorThatIsNotUtf8IsCarriedAsReplacementCharacters) {
+  Saved s;
+  PipeRecord r = read_record_file(*posix_file_system(), s.a_json.string());
+  r.last_error->message = "bad \xFF\xC0 bytes";
+  const std::string text = encode_record(r, 1);
+  const PipeRecord back = decode_record(text);
+  EXPECT_EQ(back.last_error->message, "bad \xEF\xBF\xBD\xEF\xBF\xBD bytes");
+  EXPECT_EQ(capped_error("bad \xFF\xC0 bytes"), back.last_error->message);
+}
+
+// A pipe saved by a version without today's limits still loads, its settings clamped to them.
+TEST(RecordValidation, SettingsPastTodaysLimitsAreClampedOnLoad) {
+  Saved s;
+  forge(s.a_json, [](json& b) {
+    b["settings"]["sync_interval_ms"] = 172800000;  // 48 h
+    b["settings"]["max_partitions_per_table"] = 5000000;
+    b["settings"]["cdc_retry"]["max_backoff_ms"] = 259200000;  // 72 h
+  });
+  const PipeRecord r = read_record_file(*posix_file_system(), s.a_json.string());
+  EXPECT_EQ(r.settings.sync_interval, kMaxSettingDuration);
+  EXPECT_EQ(r.settings.max_partitions_per_table, std::size_t{1} << 20);
+  EXPECT_EQ(r.settings.cdc_retry.max_backoff, kMaxSettingDuration);
+}
+
 }  // namespace
 }  // namespace clickpipe::test

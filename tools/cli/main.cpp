@@ -67,7 +67,8 @@ int print_status(const std::string& store) {
       out.push_back({{"file", entry.path().filename().string()}, {"broken", e.what()}});
     }
   }
-  fmt::print("{}\n", out.dump(2));
+  // Replaced, not thrown: a file name or a damaged record need not be UTF-8.
+  fmt::print("{}\n", out.dump(2, ' ', false, json::error_handler_t::replace));
   return 0;
 }
 

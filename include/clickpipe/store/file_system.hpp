@@ -54,7 +54,8 @@ class FileSystem {
   virtual int fsync_dir(const std::string& dir) = 0;
 
   // The whole file: ENOENT when there is none, ELOOP for a symlink, EISDIR for a directory,
-  // EINVAL for anything else that is not a regular file (a FIFO is never waited on).
+  // EINVAL for anything else that is not a regular file (a FIFO is never waited on), EFBIG for
+  // a file larger than any record (the POSIX one stops at 256 MiB).
   virtual int read_file(const std::string& path, std::string& data) = 0;
   // 0 when `path` exists (a symlink, even a dangling one, counts), ENOENT when it does not,
   // another errno when that cannot be told.
