@@ -65,19 +65,7 @@ PipeRecord planned(const std::string& id) {
 // Rewrites the record file `file` with `edit` applied to its body and the checksum computed
 // again, as someone who can write the store could: the checksum proves nothing about the author.
 void forge(const fs::path& file, const std::function<void(json&)>& edit) {
-  json j = json::parse(slurp(file));
-  json body = j.at("record");
-  edit(body);
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : body.dump()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char sum[32];
-  std::snprintf(sum, sizeof sum, "fnv1a64:%016llx", static_cast<unsigned long long>(h));
-  j["record"] = body;
-  j["checksum"] = sum;
-  spit(file, j.dump());
+  rewrite_record(file, [&](json& j) { edit(j.at("record")); });
 }
 
 // A store in a fresh directory holding the record `planned("a")`, closed again.

@@ -69,20 +69,10 @@ PipeRecord sample(const std::string& id) {
 // the checksum is computed again (the same way every version did).
 void downgrade(const fs::path& file, int version,
                const std::function<void(nlohmann::json&)>& edit) {
-  auto j = nlohmann::json::parse(slurp(file));
-  nlohmann::json body = j.at("record");
-  edit(body);
-  j["format_version"] = version;
-  j["record"] = body;
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : body.dump()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char sum[32];
-  std::snprintf(sum, sizeof sum, "fnv1a64:%016llx", static_cast<unsigned long long>(h));
-  j["checksum"] = sum;
-  spit(file, j.dump());
+  rewrite_record(file, [&](nlohmann::json& j) {
+    j["format_version"] = version;
+    edit(j.at("record"));
+  });
 }
 
 TEST(FileStore, SavesAndLoadsEveryField) {
