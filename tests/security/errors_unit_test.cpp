@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../clickhouse/ch_fixtures.hpp"
+#include "../crash/checks.hpp"
 #include "../expect.hpp"
 #include "clickpipe/clickhouse/client.hpp"
 #include "clickpipe/runtime/pipe.hpp"
@@ -320,16 +321,9 @@ std::size_t threads_now() {
 
 // Holds each partition a moment and notes how many threads the process has meanwhile, and how
 // many copies ran at once.
-class WatchingCopier final : public SnapshotCopier {
+class WatchingCopier final : public crash::ForwardingCopier {
  public:
-  explicit WatchingCopier(std::shared_ptr<SnapshotCopier> inner) : inner_(std::move(inner)) {}
-  std::optional<SlotInfo> begin(std::span<const TableDefinition> tables, bool keep_slot,
-                                ExecContext& ctx) override {
-    return inner_->begin(tables, keep_slot, ctx);
-  }
-  std::vector<Partition> plan_partitions(const TableDefinition& table, ExecContext& ctx) override {
-    return inner_->plan_partitions(table, ctx);
-  }
+  using ForwardingCopier::ForwardingCopier;
   std::uint64_t copy_partition(const TableDefinition& table, const Partition& partition,
                                TableTarget target, ExecContext& ctx) override {
     const int now = ++copying_;
@@ -342,15 +336,13 @@ class WatchingCopier final : public SnapshotCopier {
     while (t > top && !most_threads_.compare_exchange_weak(top, t)) {
     }
     --copying_;
-    return inner_->copy_partition(table, partition, target, ctx);
+    return ForwardingCopier::copy_partition(table, partition, target, ctx);
   }
-  void end(ExecContext& ctx) override { inner_->end(ctx); }
 
   std::size_t most_threads() const { return most_threads_.load(); }
   int most_copying() const { return most_copying_.load(); }
 
  private:
-  std::shared_ptr<SnapshotCopier> inner_;
   std::atomic<int> copying_{0};
   std::atomic<int> most_copying_{0};
   std::atomic<std::size_t> most_threads_{0};
