@@ -91,7 +91,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 per_sec() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 lsn_num() { echo $(( (16#${1%/*} << 32) | 16#${1#*/} )); }
 pipe_status() {
-  "$CLICKPIPE" status --store "$STORE" 2>/dev/null | jq -c --arg id "$PIPE_ID" '.[] | select(.id == $id)'
+  "$CLICKPIPE" status --store "$STORE" --json 2>/dev/null | jq -c --arg id "$PIPE_ID" '.[] | select(.id == $id)'
 }
 rss_kib() {
   local k v _

@@ -10,7 +10,7 @@ CLICKPIPE_PACKAGES=(
   libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev postgresql-15 postgresql-client-15
-  libcurl4-openssl-dev clickhouse-server clickhouse-client curl procps locales openssl python3
+  libcurl4-openssl-dev libcpp-httplib-dev clickhouse-server clickhouse-client curl procps locales openssl python3
 )
 
 # ClickHouse 26 as a library (chDB), from the npm registry; loaded at run time, never built

@@ -405,7 +405,22 @@ void to_json(json& j, const PipeStatus& s) {
            {"batches", s.cdc.batches},
            {"changes", s.cdc.changes},
            {"last_batch_at",
-            s.cdc.last_batch_at ? json(time_text(*s.cdc.last_batch_at)) : json(nullptr)}};
+            s.cdc.last_batch_at ? json(time_text(*s.cdc.last_batch_at)) : json(nullptr)},
+           {"lag_seconds", s.cdc.lag_seconds ? json(*s.cdc.lag_seconds) : json(nullptr)},
+           {"last_batch", nullptr},
+           {"tables", json::array()}};
+  if (const auto& b = s.cdc.last_batch) {
+    cdc["last_batch"] =
+        json{{"changes", b->changes},
+             {"wal_bytes", b->wal_bytes},
+             {"duration_ms", b->duration.count()},
+             {"end", b->end},
+             {"lag_bytes", b->lag_bytes},
+             {"lag_seconds", b->lag_seconds ? json(*b->lag_seconds) : json(nullptr)},
+             {"at", time_text(b->at)}};
+  }
+  for (const auto& t : s.cdc.tables)
+    cdc["tables"].push_back(json{{"table", t.table.qualified()}, {"changes", t.changes}});
   json retry = nullptr;
   if (s.retry) {
     retry = json{

@@ -1,7 +1,9 @@
 // Change events as the CDC streamer hands them over: source-neutral, values as text.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -89,6 +91,9 @@ struct CdcBatch {
   // saved only with the batch that ends the transaction: replayed from before it, the stream
   // describes the tables as they were then.
   bool partial = false;
+  // When the newest transaction the batch holds committed at the source, where known: the
+  // runtime's lag in seconds is measured from it.
+  std::optional<std::chrono::system_clock::time_point> committed_at;
 };
 
 }  // namespace clickpipe

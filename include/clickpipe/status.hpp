@@ -60,13 +60,41 @@ struct TableProgress {
   friend bool operator==(const TableProgress&, const TableProgress&) = default;
 };
 
+// One CDC batch, applied and confirmed.
+struct BatchSummary {
+  std::uint64_t changes = 0;
+  // Source WAL the batch covers: its end minus the position confirmed before it.
+  std::uint64_t wal_bytes = 0;
+  std::chrono::milliseconds duration{0};  // applying it: from its pull's return to confirmation
+  Lsn end;
+  std::uint64_t lag_bytes = 0;        // how far the pipe was behind the source after it
+  std::optional<double> lag_seconds;  // as CdcProgress::lag_seconds, after it
+  TimePoint at;                       // when it was confirmed
+
+  friend bool operator==(const BatchSummary&, const BatchSummary&) = default;
+};
+
+struct TableChanges {
+  TableRef table;
+  std::uint64_t changes = 0;
+
+  friend bool operator==(const TableChanges&, const TableChanges&) = default;
+};
+
 struct CdcProgress {
   std::optional<Lsn> confirmed;  // last position confirmed to the source
   Lsn source_head;               // newest position the source reported
   std::uint64_t lag_bytes = 0;   // source_head - confirmed, where both are known
-  std::uint64_t batches = 0;     // applied and confirmed since the pipe object was made
+  std::uint64_t batches = 0;     // applied and confirmed since the pipe was created
   std::uint64_t changes = 0;
   std::optional<TimePoint> last_batch_at;
+  // How old the pipe's view of the source is: 0 when nothing waits (lag_bytes is 0), else the time
+  // since the newest applied transaction committed at the source (CdcBatch::committed_at). While
+  // CDC retries an error it grows from that commit or the last time nothing waited, whichever is
+  // newer. Unknown until a batch was applied with a commit time or left nothing waiting.
+  std::optional<double> lag_seconds;
+  std::optional<BatchSummary> last_batch;
+  std::vector<TableChanges> tables;  // changes applied per table by this process, in table order
 
   friend bool operator==(const CdcProgress&, const CdcProgress&) = default;
 };

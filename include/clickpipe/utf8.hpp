@@ -35,6 +35,18 @@ constexpr std::size_t utf8_sequence_length(std::string_view s) noexcept {
   return n;
 }
 
+// Calls `each` with every character of `s` (a string_view of its bytes), U+FFFD standing in for
+// each byte that starts no well-formed sequence: for writers that must emit valid UTF-8 whatever
+// they were given.
+template <typename F>
+constexpr void for_each_utf8(std::string_view s, F&& each) {
+  while (!s.empty()) {
+    const std::size_t n = utf8_sequence_length(s);
+    each(n ? s.substr(0, n) : std::string_view("\xEF\xBF\xBD"));
+    s.remove_prefix(n ? n : 1);
+  }
+}
+
 constexpr bool valid_utf8(std::string_view s) noexcept {
   while (!s.empty()) {
     const std::size_t n = utf8_sequence_length(s);

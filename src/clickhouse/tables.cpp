@@ -131,6 +131,14 @@ bool is_clickpipe_table(Client& client, const std::string& name) {
   return t && !not_clickpipe_because(*t);
 }
 
+std::optional<std::string> drop_if_clickpipe(Client& client, const std::string& name) {
+  const std::optional<ExistingTable> t = describe_table(client, name);
+  if (!t) return std::nullopt;
+  if (auto why = not_clickpipe_because(*t)) return why;
+  client.query("DROP TABLE IF EXISTS " + qualified(client, name));
+  return std::nullopt;
+}
+
 bool check_adoptable(Client& client, const TableLayout& layout) {
   const std::optional<ExistingTable> t = describe_table(client, layout.name);
   if (!t) return false;

@@ -66,6 +66,22 @@ class TableSetup final : public clickpipe::TableSetup {
     postgres::drop_publication(conn, publication_name(c_.pipe_id));
   }
 
+  bool can_drop_destination() const override { return true; }
+
+  // Each table with the copies a resync makes; a table of that name that is not clickpipe's
+  // (someone else's, made after) is kept and said so.
+  void drop_destination_tables(std::span<const TableRef> tables, ExecContext& ctx) override {
+    Client ch(c_.destination);
+    for (const auto& t : tables) {
+      const std::string name = destination_table(t);
+      for (const std::string& n : {name, name + "_resync", name + "_old"}) {
+        ctx.throw_if_stopped();
+        if (auto why = clickhouse::drop_if_clickpipe(ch, n))
+          ctx.progress.note("ClickHouse table " + n + " kept: " + *why);
+      }
+    }
+  }
+
  private:
   Config c_;
 };

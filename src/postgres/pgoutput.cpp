@@ -266,6 +266,7 @@ std::optional<Transaction> Assembler::feed(const Message& m) {
     open_ = false;
     current_.commit_lsn = c->commit_lsn;
     current_.end_lsn = c->end_lsn;
+    current_.commit_time = c->commit_time;
     for (auto& ch : current_.changes) ch.commit_lsn = c->commit_lsn;
     if (current_.spilled) current_.spilled->rewind();
     return std::move(current_);

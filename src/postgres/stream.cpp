@@ -157,6 +157,10 @@ bool LogicalStream::take_ready(CdcBatch& batch, std::size_t max_changes, std::si
     // The whole transaction is in this batch or was in earlier ones: its end is now safe.
     draining_ = false;
     batch.end = t.end_lsn;
+    // PostgreSQL counts microseconds from 2000-01-01 UTC, 946684800 s after the Unix epoch.
+    batch.committed_at = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::microseconds(t.commit_time) + std::chrono::seconds(946684800)));
     ready_bytes_ -= std::min(ready_bytes_, charges_.front());
     charges_.pop_front();
     ready_.pop_front();

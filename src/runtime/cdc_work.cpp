@@ -55,7 +55,9 @@ Pipe::Impl::Outcome Pipe::Impl::stream(std::stop_token stop) {
       }
       for (;;) {
         ExecContext bctx = context(stop);
+        const Lsn before = *confirmed;
         CdcBatch batch = ex.cdc->pull(bctx);
+        const TimePoint pulled = clock->now();
         if (stop.stop_requested()) break;  // dropped unconfirmed: replayed after resume
         if (!batch.changes.empty() || !batch.schema_changes.empty()) ex.cdc->apply(batch, bctx);
         // Applied: now saved, and only then confirmed to the source.
@@ -86,7 +88,7 @@ Pipe::Impl::Outcome Pipe::Impl::stream(std::stop_token stop) {
           confirmed = end;
         }
         errors = 0;
-        record_batch(batch, *confirmed);
+        record_batch(batch, before, *confirmed, pulled);
         check_health(0);
       }
     } catch (const Cancelled&) {
@@ -147,13 +149,69 @@ void Pipe::Impl::record_schema_change(Durable& dur, const SchemaChange& sc, Time
   while (dur.schema_changes.size() > PipeStatus::kSchemaLimit) dur.schema_changes.pop_front();
 }
 
-// The live part of CDC progress (what is saved went with the checkpoint).
-void Pipe::Impl::record_batch(const CdcBatch& batch, Lsn confirmed) {
-  std::lock_guard lk(mu);
-  if (!batch.changes.empty()) d.cdc.last_batch_at = clock->now();
-  if (batch.source_head > d.cdc.source_head) d.cdc.source_head = batch.source_head;
-  d.cdc.lag_bytes = d.cdc.source_head > confirmed ? d.cdc.source_head.value - confirmed.value : 0;
-  if (retrying && retrying->operation == OperationId{Operation::Cdc, {}}) retrying.reset();
+// The live part of CDC progress (what is saved went with the checkpoint), and the batch's summary
+// for the listeners.
+void Pipe::Impl::record_batch(const CdcBatch& batch, Lsn before, Lsn confirmed, TimePoint pulled) {
+  {
+    std::lock_guard lk(mu);
+    const TimePoint now = clock->now();
+    if (!batch.changes.empty()) d.cdc.last_batch_at = now;
+    if (batch.source_head > d.cdc.source_head) d.cdc.source_head = batch.source_head;
+    d.cdc.lag_bytes = d.cdc.source_head > confirmed ? d.cdc.source_head.value - confirmed.value : 0;
+    if (batch.committed_at && (!last_commit_at || *batch.committed_at > *last_commit_at))
+      last_commit_at = batch.committed_at;
+    if (d.cdc.lag_bytes == 0) last_caught_up_at = now;
+    if (retrying && retrying->operation == OperationId{Operation::Cdc, {}}) retrying.reset();
+    if (!batch.changes.empty()) {
+      // Kept in the pipe's table order, so status and metrics list tables as the config does.
+      for (const Change& c : batch.changes) {
+        auto it = std::find_if(d.cdc.tables.begin(), d.cdc.tables.end(),
+                               [&](const TableChanges& t) { return t.table == c.table; });
+        if (it == d.cdc.tables.end()) {
+          d.cdc.tables.push_back({c.table, 0});
+          it = std::prev(d.cdc.tables.end());
+        }
+        ++it->changes;
+      }
+      std::stable_sort(d.cdc.tables.begin(), d.cdc.tables.end(),
+                       [&](const TableChanges& a, const TableChanges& b) {
+                         const auto pos = [&](const TableRef& t) {
+                           return std::find(d.tables.begin(), d.tables.end(), t) - d.tables.begin();
+                         };
+                         return pos(a.table) < pos(b.table);
+                       });
+      BatchSummary sum;
+      sum.changes = batch.changes.size();
+      sum.wal_bytes = confirmed > before ? confirmed.value - before.value : 0;
+      sum.duration = std::chrono::duration_cast<std::chrono::milliseconds>(now - pulled);
+      sum.end = confirmed;
+      sum.lag_bytes = d.cdc.lag_bytes;
+      sum.lag_seconds = lag_seconds_locked(now);
+      sum.at = now;
+      d.cdc.last_batch = sum;
+      Notification n;
+      n.kind = Notification::Kind::Batch;
+      n.batch = sum;
+      outbox.push_back(std::move(n));
+    }
+  }
+  deliver();
+}
+
+std::optional<double> Pipe::Impl::lag_seconds_locked(TimePoint now) const {
+  const auto since = [&](TimePoint t) {
+    return std::max(0.0, std::chrono::duration<double>(now - t).count());
+  };
+  // While CDC fails and retries, nothing lands and the figures of the last batch would stand
+  // still: the data is as old as the newest commit applied or the last time the pipe caught up.
+  if (retrying && retrying->operation == OperationId{Operation::Cdc, {}}) {
+    std::optional<TimePoint> fresh = last_commit_at;
+    if (last_caught_up_at && (!fresh || *last_caught_up_at > *fresh)) fresh = last_caught_up_at;
+    if (fresh) return since(*fresh);
+  }
+  if (d.cdc.lag_bytes == 0 && (last_commit_at || last_caught_up_at)) return 0.0;
+  if (!last_commit_at) return std::nullopt;
+  return since(*last_commit_at);
 }
 
 // Asks the health policy, if the host gave one, and moves between Running and Degraded.

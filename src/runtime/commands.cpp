@@ -61,7 +61,7 @@ CommandResult Pipe::Impl::apply_command_locked(Trigger trigger,
       log->info("{}", r.rejection());
       return rejected(r.rejection());
     }
-    log->info("{}", r.transition());
+    log->debug("{}", r.transition());  // listeners report transitions; this is for tracing
     return {};
   } catch (const StoreError& e) {
     log->error("{} not carried out: {}", trigger, e.what());

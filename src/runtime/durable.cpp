@@ -10,6 +10,7 @@ PipeRecord to_record(const std::string& id, const Durable& d) {
   r.id = id;
   r.lifecycle = d.life;
   r.intent = d.intent;
+  r.drop_destination = d.drop_destination;
   r.since = d.since;
   r.settings = d.settings;
   r.tables = d.tables;
@@ -41,6 +42,7 @@ Durable from_record(const PipeRecord& r) {
   Durable d;
   d.life = r.lifecycle;
   d.intent = r.intent;
+  d.drop_destination = r.drop_destination;
   d.since = r.since;
   d.settings = r.settings;
   d.tables = r.tables;

@@ -21,6 +21,7 @@ enum class Operation : std::uint8_t {
   RemoveTables,           // "modifying: remove tables"
   SwapTables,             // "resync: swap tables"
   Teardown,               // "terminating: teardown"
+  DropDestination,        // "terminating: drop destination tables"
   SaveTransition,         // "store: save transition"
   SaveDefinitions,        // "store: save table definitions"
   SaveSlot,               // "store: save slot"

@@ -39,6 +39,7 @@ void Pipe::Impl::deliver() {
           case Notification::Kind::Transition: l->on_transition(n.event); break;
           case Notification::Kind::Rejected: l->on_rejected(id, n.rejection); break;
           case Notification::Kind::Retry: l->on_retry(id, n.retry); break;
+          case Notification::Kind::Batch: l->on_batch(id, n.batch); break;
         }
       } catch (const std::exception& e) {
         log->error("a listener threw: {}", e.what());

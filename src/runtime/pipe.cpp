@@ -169,7 +169,22 @@ void Pipe::shutdown() {
 CommandResult Pipe::pause() { return impl_->simple(Trigger::Pause, Intent::Paused); }
 CommandResult Pipe::resume() { return impl_->simple(Trigger::Resume, Intent::Running); }
 CommandResult Pipe::retry() { return impl_->simple(Trigger::Retry); }
-CommandResult Pipe::remove() { return impl_->simple(Trigger::Delete, Intent::Deleted); }
+CommandResult Pipe::remove(DeleteOptions options) {
+  Impl* i = impl_.get();
+  if (options.drop_destination && !i->ex.table_setup->can_drop_destination()) {
+    return {CommandResult::Status::Invalid, std::nullopt,
+            "delete: this pipe's executors cannot drop destination tables; delete without "
+            "drop_destination keeps them"};
+  }
+  return i->command(Trigger::Delete, [i, options] {
+    std::lock_guard lk(i->mu);
+    return i->apply_command_locked(Trigger::Delete, [&](Durable& dur) {
+      dur.intent = Intent::Deleted;
+      // A second delete may ask for more, never for less: tables once meant to go still go.
+      dur.drop_destination = dur.drop_destination || options.drop_destination;
+    });
+  });
+}
 
 CommandResult Pipe::resync() {
   Impl* i = impl_.get();

@@ -41,10 +41,11 @@ enum class Work : std::uint8_t {
 Work work_for(State s);  // worker.cpp
 
 struct Notification {
-  enum class Kind : std::uint8_t { Transition, Rejected, Retry } kind = Kind::Transition;
+  enum class Kind : std::uint8_t { Transition, Rejected, Retry, Batch } kind = Kind::Transition;
   TransitionEvent event;
   Rejection rejection;
   RetryStatus retry;
+  BatchSummary batch;
 };
 
 // Per table: the partition plan of the current load and which partitions are done.
@@ -70,6 +71,7 @@ struct Outcome {
 struct Durable {
   Lifecycle life;
   Intent intent = Intent::Running;
+  bool drop_destination = false;
   TimePoint since;
   Settings settings;
   std::vector<TableRef> tables;
@@ -141,6 +143,10 @@ struct Pipe::Impl : ProgressSink {
   Durable d;
   std::optional<runtime_detail::ActiveRetry> retrying;
   std::string degraded_reason;
+  // When the newest applied transaction committed at the source (CdcBatch::committed_at): what
+  // the lag in seconds is measured from. Live only.
+  std::optional<TimePoint> last_commit_at;
+  std::optional<TimePoint> last_caught_up_at;  // a batch after which nothing waited
   // Set when the store refused a save for good: the worker stops until a save goes through again
   // (a command, once the store heals) or start() is called.
   bool store_failed = false;
@@ -217,7 +223,8 @@ struct Pipe::Impl : ProgressSink {
   Outcome stream(std::stop_token stop);
   void log_schema_change(const SchemaChange& sc);
   static void record_schema_change(Durable& dur, const SchemaChange& sc, TimePoint now);
-  void record_batch(const CdcBatch& batch, Lsn confirmed);
+  void record_batch(const CdcBatch& batch, Lsn before, Lsn confirmed, TimePoint pull_started);
+  std::optional<double> lag_seconds_locked(TimePoint now) const;
   void check_health(std::uint32_t consecutive_errors);
 
   // ---- pipe_status.cpp ----

@@ -51,7 +51,7 @@ PipeService::PipeService(ServiceOptions options) : options_(std::move(options)) 
       // Checked before the id reaches the executor factory (it names slots and tables there).
       PipeConfig{record.id, record.lifecycle.mode(), record.tables, record.settings}.validate();
       auto pipe = std::make_unique<Pipe>(
-          record, options_.executors(record.id, record.lifecycle.mode()), pipe_options());
+          record, options_.executors(record.id, record.lifecycle.mode()), pipe_options(record.id));
       for (const auto& l : options_.listeners) pipe->add_listener(l);
       pipe->add_listener(reaper_);
       pipes_.emplace(record.id, std::move(pipe));
@@ -65,9 +65,10 @@ PipeService::PipeService(ServiceOptions options) : options_(std::move(options)) 
 
 PipeService::~PipeService() { shutdown(); }
 
-PipeOptions PipeService::pipe_options() {
+PipeOptions PipeService::pipe_options(const std::string& id) {
   PipeOptions o;
-  o.logger = options_.logger;
+  // Its own logger, named after the service's plus the id, so each line says which pipe it is.
+  o.logger = options_.logger->clone(options_.logger->name() + ":" + id);
   o.clock = options_.clock;
   o.health = options_.health;
   o.store = options_.store;
@@ -85,7 +86,7 @@ Pipe& PipeService::create(PipeConfig config) {
   const std::string id = config.id;
   const Mode mode = config.mode;
   auto pipe =
-      std::make_unique<Pipe>(std::move(config), options_.executors(id, mode), pipe_options());
+      std::make_unique<Pipe>(std::move(config), options_.executors(id, mode), pipe_options(id));
   for (const auto& l : options_.listeners) pipe->add_listener(l);
   pipe->add_listener(reaper_);
   Pipe& p = *pipe;
@@ -109,10 +110,10 @@ std::vector<std::string> PipeService::list() {
   return out;
 }
 
-CommandResult PipeService::remove(const std::string& id) {
+CommandResult PipeService::remove(const std::string& id, DeleteOptions options) {
   Pipe* p = get(id);
   if (!p) return {CommandResult::Status::Invalid, std::nullopt, "no pipe '" + id + "'"};
-  return p->remove();
+  return p->remove(options);
 }
 
 std::vector<PipeStatus> PipeService::statuses() {

@@ -30,6 +30,7 @@ PipeStatus Pipe::Impl::status_locked() const {
     s.snapshot.push_back(p);
   }
   s.cdc = d.cdc;
+  s.cdc.lag_seconds = lag_seconds_locked(clock->now());
   s.slot = d.slot;
   if (retrying) s.retry = retrying->status;
   s.last_error = d.last_error;

@@ -23,6 +23,7 @@ std::string_view to_string(Operation operation) noexcept {
     case Operation::RemoveTables: return "modifying: remove tables";
     case Operation::SwapTables: return "resync: swap tables";
     case Operation::Teardown: return "terminating: teardown";
+    case Operation::DropDestination: return "terminating: drop destination tables";
     case Operation::SaveTransition: return "store: save transition";
     case Operation::SaveDefinitions: return "store: save table definitions";
     case Operation::SaveSlot: return "store: save slot";
@@ -86,7 +87,8 @@ void Pipe::Impl::backoff(const OperationId& operation, RetryPolicy policy, std::
     n.retry = rs;
     outbox.push_back(std::move(n));
   }
-  log->warn("{} attempt {} failed: {}; retrying in {} ms", name, attempt, error, delay.count());
+  // Listeners (on_retry) report retries; this line is for tracing.
+  log->debug("{} attempt {} failed: {}; retrying in {} ms", name, attempt, error, delay.count());
   deliver();
   if (!clock->sleep_for(delay, stop)) throw Cancelled();
 }

@@ -52,13 +52,30 @@ Pipe::Impl::Outcome Pipe::Impl::snapshot(std::stop_token stop) {
       with_retry({Operation::BeginSnapshot, {}}, &Settings::setup_retry, stop,
                  [&](ExecContext& ctx) { return ex.snapshot->begin(defs, keep_slot, ctx); });
   if (keep_slot && !opened) throw FatalError("snapshot: the copier returned no replication slot");
+  bool adopted = false;
   if (opened) {
     save_with_retry(Operation::SaveSlot, stop, [&](Durable& dur) {
       if (!dur.slot) dur.slot = *opened;
       // CDC of a first load starts where the slot began; a resync or an addition keeps its
       // place.
-      if (!dur.cdc.confirmed) dur.cdc.confirmed = opened->consistent_point;
+      if (!dur.cdc.confirmed) {
+        dur.cdc.confirmed = opened->consistent_point;
+      } else if (target == TableTarget::Resync && opened->consistent_point > *dur.cdc.confirmed) {
+        // A slot that begins past the saved position is a new one: the old was dropped or lost
+        // (the reason the pipe failed). A resync reloads every table from a view no older than
+        // it, so CDC starts where it begins and nothing is skipped; an addition never does this
+        // (the other tables would lose what the old slot held). Partitions this resync copied
+        // under the old slot are forgotten: changes to them before the new slot are in no stream.
+        dur.slot = *opened;
+        dur.cdc.confirmed = opened->consistent_point;
+        for (const auto& def : defs) dur.load.erase(def.table);
+        adopted = true;
+      }
     });
+  }
+  if (adopted) {
+    with_retry({Operation::CreateResyncTables, {}}, &Settings::setup_retry, stop,
+               [&](ExecContext& ctx) { ex.table_setup->create_tables(defs, target, ctx); });
   }
   struct EndView {
     Impl& self;

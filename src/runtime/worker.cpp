@@ -89,7 +89,7 @@ void Pipe::Impl::run() {
       }
       try {
         const ApplyResult r = transition_locked(*outcome.event, outcome.error);
-        if (r) log->info("{}", r.transition());
+        if (r) log->debug("{}", r.transition());
         if (retrying && retrying->operation == save_transition) retrying.reset();
         lk.unlock();
         break;
@@ -213,6 +213,21 @@ Pipe::Impl::Outcome Pipe::Impl::swap(std::stop_token stop) {
 Pipe::Impl::Outcome Pipe::Impl::teardown(std::stop_token stop) {
   with_retry({Operation::Teardown, {}}, &Settings::setup_retry, stop,
              [&](ExecContext& ctx) { ex.table_setup->teardown(ctx); });
+  bool drop = false;
+  // Every table the pipe may have made, definitions or not (a resync forgets them until it
+  // reads them again): its tables, additions pending or cancelled.
+  std::vector<TableRef> refs;
+  {
+    std::lock_guard lk(mu);
+    drop = d.drop_destination;
+    refs = d.tables;
+    refs.insert(refs.end(), d.pending_added.begin(), d.pending_added.end());
+    refs.insert(refs.end(), d.cancelled_added.begin(), d.cancelled_added.end());
+  }
+  if (drop) {
+    with_retry({Operation::DropDestination, {}}, &Settings::setup_retry, stop,
+               [&](ExecContext& ctx) { ex.table_setup->drop_destination_tables(refs, ctx); });
+  }
   return Outcome::done(Trigger::Terminated);
 }
 

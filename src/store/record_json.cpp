@@ -66,7 +66,7 @@ json record_body(const PipeRecord& r) {
                           {"description", e.description},
                           {"at_ms", ms(e.at)}});
   }
-  return json{
+  json out{
       {"id", r.id},
       {"lifecycle", r.lifecycle},
       {"intent", std::string(to_string(r.intent))},
@@ -88,6 +88,8 @@ json record_body(const PipeRecord& r) {
       {"stopped_tables", stopped},
       {"schema_changes", schema},
       {"row_versions", r.row_versions == RowVersions::CommitLsn ? "commit_lsn" : "packed_legacy"}};
+  if (r.drop_destination) out["drop_destination"] = true;
+  return out;
 }
 
 const json& need(const json& j, const char* name) {
@@ -388,6 +390,7 @@ PipeRecord record_from(const json& j, int version) {
     // CDC wrote rows under the packed scheme: new versions must stay above them.
     r.row_versions = RowVersions::PackedLegacy;
   }
+  if (j.contains("drop_destination")) r.drop_destination = get<bool>(j, "drop_destination");
   return r;
 }
 

@@ -135,6 +135,11 @@ class FaultyTableSetup final : public TableSetup {
     plan_->on_call(op::teardown, ctx);
     inner_->teardown(ctx);
   }
+  bool can_drop_destination() const override { return inner_->can_drop_destination(); }
+  void drop_destination_tables(std::span<const TableRef> t, ExecContext& ctx) override {
+    plan_->on_call(op::drop_destination_tables, ctx);
+    inner_->drop_destination_tables(t, ctx);
+  }
 
  private:
   std::shared_ptr<TableSetup> inner_;

@@ -101,6 +101,14 @@ void MemoryTableSetup::teardown(ExecContext& ctx) {
   publication_.clear();
 }
 
+void MemoryTableSetup::drop_destination_tables(std::span<const TableRef> tables, ExecContext& ctx) {
+  for (const auto& t : tables) {
+    ctx.throw_if_stopped();
+    dest_->drop_table(destination_name(t));
+    dest_->drop_table(destination_name(t, true));
+  }
+}
+
 std::set<TableRef> MemoryTableSetup::publication() const {
   std::lock_guard lk(mu_);
   return publication_;
@@ -288,7 +296,10 @@ Lsn IdleCdcStreamer::start(std::optional<Lsn> confirmed, std::span<const TableDe
 
 CdcBatch IdleCdcStreamer::pull(ExecContext& ctx) {
   sleep_unless_stopped(ctx.settings.sync_interval, ctx.stop);
-  return CdcBatch{{}, Lsn{1}, Lsn{1}, {}, false};
+  CdcBatch b;
+  b.end = Lsn{1};
+  b.source_head = Lsn{1};
+  return b;
 }
 
 }  // namespace clickpipe::testing

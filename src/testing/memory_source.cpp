@@ -118,7 +118,10 @@ Lsn MemorySource::commit_locked(std::vector<Change> changes) {
   head_ = at;
   for (const Change& c : changes) apply_locked(c);
   // Only slots keep the log alive, as WAL is kept for replication slots.
-  if (!slots_.empty()) log_.push_back(Txn{head_, std::move(changes)});
+  if (!slots_.empty()) {
+    log_.push_back(
+        Txn{head_, std::move(changes), clock_ ? clock_->now() : std::chrono::system_clock::now()});
+  }
   cv_.notify_all();
   return head_;
 }
@@ -215,6 +218,11 @@ std::shared_ptr<const MemorySource::Snapshot> MemorySource::snapshot(
   return snap;
 }
 
+void MemorySource::use_clock(std::shared_ptr<const Clock> clock) {
+  std::lock_guard lk(mu_);
+  clock_ = std::move(clock);
+}
+
 CdcBatch MemorySource::read_changes(Lsn after, const std::set<TableRef>& tables,
                                     std::size_t max_changes, std::chrono::milliseconds wait,
                                     std::stop_token stop) const {
@@ -236,7 +244,10 @@ CdcBatch MemorySource::read_changes(Lsn after, const std::set<TableRef>& tables,
         }
       }
       scanned = it->commit;
-      if (added) batch.end = it->commit;
+      if (added) {
+        batch.end = it->commit;
+        batch.committed_at = it->committed_at;
+      }
       if (batch.changes.size() >= max_changes) {
         full = true;
         break;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +38,31 @@ bool eventually(const F& done, std::chrono::milliseconds timeout = 10s) {
   return true;
 }
 using testing::destination_name;
+
+// Forwards every TableSetup call that must be implemented to `inner`, and keeps the interface's
+// defaults for the optional hooks: tests derive from it to change one behaviour.
+class ForwardingTableSetup : public TableSetup {
+ public:
+  explicit ForwardingTableSetup(std::shared_ptr<TableSetup> inner) : inner_(std::move(inner)) {}
+  std::vector<TableDefinition> read_definitions(std::span<const TableRef> t,
+                                                ExecContext& ctx) override {
+    return inner_->read_definitions(t, ctx);
+  }
+  void create_tables(std::span<const TableDefinition> t, TableTarget target,
+                     ExecContext& ctx) override {
+    inner_->create_tables(t, target, ctx);
+  }
+  void swap_resync_tables(std::span<const TableDefinition> t, ExecContext& ctx) override {
+    inner_->swap_resync_tables(t, ctx);
+  }
+  void remove_tables(std::span<const TableRef> t, ExecContext& ctx) override {
+    inner_->remove_tables(t, ctx);
+  }
+  void teardown(ExecContext& ctx) override { inner_->teardown(ctx); }
+
+ private:
+  std::shared_ptr<TableSetup> inner_;
+};
 
 inline TableDefinition table_def(const std::string& name) {
   return TableDefinition{

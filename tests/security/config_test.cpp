@@ -48,14 +48,14 @@ class HostileConfig : public ::testing::Test {
 
 TEST_F(HostileConfig, TheValidBaseParsesWithSafeDefaults) {
   const cli::CliConfig c = cli::parse_config(valid());
-  EXPECT_EQ(c.executors.source.password, kCanary);
-  EXPECT_EQ(c.executors.source.port, "5432");
-  EXPECT_EQ(c.executors.source.sslmode, "");
-  EXPECT_EQ(postgres::effective_sslmode(c.executors.source), "require")
+  EXPECT_EQ(c.pipes.at(0).executors.source.password, kCanary);
+  EXPECT_EQ(c.pipes.at(0).executors.source.port, "5432");
+  EXPECT_EQ(c.pipes.at(0).executors.source.sslmode, "");
+  EXPECT_EQ(postgres::effective_sslmode(c.pipes.at(0).executors.source), "require")
       << "a remote source without sslmode gets TLS";
-  EXPECT_EQ(c.executors.source.connect_timeout, 10s);
-  EXPECT_TRUE(c.executors.destination.verify_peer);
-  EXPECT_TRUE(c.executors.destination.ca_file.empty());
+  EXPECT_EQ(c.pipes.at(0).executors.source.connect_timeout, 10s);
+  EXPECT_TRUE(c.pipes.at(0).executors.destination.verify_peer);
+  EXPECT_TRUE(c.pipes.at(0).executors.destination.ca_file.empty());
 }
 
 TEST_F(HostileConfig, TlsAndTimeoutsAreSettable) {
@@ -72,17 +72,17 @@ TEST_F(HostileConfig, TlsAndTimeoutsAreSettable) {
   j["settings"] = {{"sync_interval_ms", 86'400'000},
                    {"cdc_retry", {{"max_attempts", 4294967295u}, {"max_backoff_ms", 86'400'000}}}};
   const cli::CliConfig c = cli::parse_config(j);
-  EXPECT_EQ(c.executors.source.sslmode, "verify-full");
-  EXPECT_EQ(c.executors.source.ca_file, "/etc/ssl/pg-ca.pem");
-  EXPECT_EQ(c.executors.source.connect_timeout, 7s);
-  EXPECT_EQ(c.executors.source.port, "6543");
-  EXPECT_EQ(c.executors.destination.ca_file, "/etc/ssl/ch-ca.pem");
-  EXPECT_FALSE(c.executors.destination.verify_peer);
-  EXPECT_EQ(c.executors.destination.connect_timeout, 2500ms);
-  EXPECT_EQ(c.executors.destination.timeout, 86'400'000ms);
-  EXPECT_FALSE(c.executors.reconcile);
-  EXPECT_EQ(c.pipe.settings.sync_interval, 86'400'000ms) << "24 h exactly is allowed";
-  EXPECT_EQ(c.pipe.settings.cdc_retry.max_attempts, 4294967295u);
+  EXPECT_EQ(c.pipes.at(0).executors.source.sslmode, "verify-full");
+  EXPECT_EQ(c.pipes.at(0).executors.source.ca_file, "/etc/ssl/pg-ca.pem");
+  EXPECT_EQ(c.pipes.at(0).executors.source.connect_timeout, 7s);
+  EXPECT_EQ(c.pipes.at(0).executors.source.port, "6543");
+  EXPECT_EQ(c.pipes.at(0).executors.destination.ca_file, "/etc/ssl/ch-ca.pem");
+  EXPECT_FALSE(c.pipes.at(0).executors.destination.verify_peer);
+  EXPECT_EQ(c.pipes.at(0).executors.destination.connect_timeout, 2500ms);
+  EXPECT_EQ(c.pipes.at(0).executors.destination.timeout, 86'400'000ms);
+  EXPECT_FALSE(c.pipes.at(0).executors.reconcile);
+  EXPECT_EQ(c.pipes.at(0).pipe.settings.sync_interval, 86'400'000ms) << "24 h exactly is allowed";
+  EXPECT_EQ(c.pipes.at(0).pipe.settings.cdc_retry.max_attempts, 4294967295u);
 }
 
 struct Hostile {
@@ -307,7 +307,7 @@ TEST_F(HostileConfig, APasswordFromTheEnvironmentIsReadAndNeverRepeated) {
   json j = valid();
   j["source"].erase("password");
   j["source"]["password_env"] = "CLICKPIPE_CONFIG_TEST_PW";
-  EXPECT_EQ(cli::parse_config(j).executors.source.password, kCanary);
+  EXPECT_EQ(cli::parse_config(j).pipes.at(0).executors.source.password, kCanary);
   j["source"]["port"] = -1;  // a later error: the password is already read
   const auto e = test::expect_throws<InvalidField>([&] { cli::parse_config(j); }, "bad port");
   EXPECT_EQ(test::message(e).find(kCanary), std::string::npos) << test::message(e);

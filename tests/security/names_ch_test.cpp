@@ -3,6 +3,7 @@
 // release run (CLICKPIPE_CH_URL=chdb://DIR). Without them these tests fail (they never skip).
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -114,6 +115,24 @@ TEST(NamesClickHouse, ItsOwnTableIsAdoptedEvenWithColumnsAddedSince) {
   c.query("ALTER TABLE " + quote(l.name) + " ADD COLUMN `later` Nullable(String)");
   EXPECT_NO_THROW(create_table(c, l));  // as after a crash, or a table added again
   EXPECT_EQ(read_final(c, l), (Table{{s("1"), s("kept")}}));
+}
+
+// `clickpipe delete --drop-destination` (issue 15): its own tables go, anyone else's stay.
+TEST(NamesClickHouse, DroppingADeletedPipesTablesDropsOnlyClickPipesOwn) {
+  Client c(test::clickhouse_settings());
+  const TableLayout l = layout_for(simple(), unique("drop_own"), c.version());
+  create_table(c, l);
+  insert(c, l, one("1", "gone"));
+  EXPECT_EQ(drop_if_clickpipe(c, l.name), std::nullopt);
+  EXPECT_FALSE(table_exists(c, l.name));
+  EXPECT_EQ(drop_if_clickpipe(c, l.name), std::nullopt) << "already gone is fine";
+
+  const std::string theirs = unique("drop_foreign");
+  foreign(c, theirs);
+  const std::optional<std::string> kept = drop_if_clickpipe(c, theirs);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_NE(kept->find("MergeTree"), std::string::npos) << *kept;
+  expect_intact(c, theirs);
 }
 
 TEST(NamesClickHouse, AForeignResyncTableIsNotDropped) {

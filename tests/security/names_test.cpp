@@ -36,30 +36,12 @@ std::uint32_t executor_calls(const testing::FaultPlan& plan) {
 }
 
 // The in-memory TableSetup, judging table sets as the reference executors do.
-class ReferenceNames final : public TableSetup {
+class ReferenceNames final : public ForwardingTableSetup {
  public:
-  explicit ReferenceNames(std::shared_ptr<TableSetup> inner) : inner_(std::move(inner)) {}
+  using ForwardingTableSetup::ForwardingTableSetup;
   void check_tables(std::span<const TableRef> t) const override {
     pg_to_clickhouse::check_destination_names(t);
   }
-  std::vector<TableDefinition> read_definitions(std::span<const TableRef> t,
-                                                ExecContext& ctx) override {
-    return inner_->read_definitions(t, ctx);
-  }
-  void create_tables(std::span<const TableDefinition> t, TableTarget target,
-                     ExecContext& ctx) override {
-    inner_->create_tables(t, target, ctx);
-  }
-  void swap_resync_tables(std::span<const TableDefinition> t, ExecContext& ctx) override {
-    inner_->swap_resync_tables(t, ctx);
-  }
-  void remove_tables(std::span<const TableRef> t, ExecContext& ctx) override {
-    inner_->remove_tables(t, ctx);
-  }
-  void teardown(ExecContext& ctx) override { inner_->teardown(ctx); }
-
- private:
-  std::shared_ptr<TableSetup> inner_;
 };
 
 struct NamesWorld {

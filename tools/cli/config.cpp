@@ -113,8 +113,26 @@ std::string secret(const json& j, const std::string& parent) {
 
 constexpr std::int64_t kMaxMs = kMaxSettingDuration.count();
 
-void read_source(const json& j, postgres::ConnectionSettings& s) {
-  const std::string p = "source";
+// What an InvalidField says about its field ("must be > 0"), without the field.
+std::string reason_of(const InvalidField& e) {
+  const std::string what = e.what();
+  const std::size_t skip = e.field().size() + 2;  // "field: "
+  return what.size() > skip ? what.substr(skip) : what;
+}
+
+// Runs `check`, whose errors name fields under `from` ("destination.url"), naming them under `to`
+// instead ("pipes[1].destination.url") for a pipe's own servers.
+template <typename F>
+void rebased(const std::string& to, const std::string& from, const F& check) {
+  try {
+    check();
+  } catch (const InvalidField& e) {
+    if (to == from || e.field().rfind(from, 0) != 0) throw;
+    throw InvalidField(to + e.field().substr(from.size()), reason_of(e));
+  }
+}
+
+void read_source(const json& j, postgres::ConnectionSettings& s, const std::string& p) {
   object(j, p,
          {"host", "port", "dbname", "user", "password", "password_env", "sslmode", "ca_file",
           "connect_timeout_s"});
@@ -128,11 +146,10 @@ void read_source(const json& j, postgres::ConnectionSettings& s) {
   s.connect_timeout = std::chrono::seconds(
       whole(j, p, "connect_timeout_s", 1, kMaxMs / 1000, s.connect_timeout.count()));
   // Refuses an unknown sslmode, and allow/prefer for a remote host, before anything connects.
-  postgres::effective_sslmode(s);
+  rebased(p, "source", [&] { postgres::effective_sslmode(s); });
 }
 
-void read_destination(const json& j, pg_to_clickhouse::Config& c) {
-  const std::string p = "destination";
+void read_destination(const json& j, pg_to_clickhouse::Config& c, const std::string& p) {
   object(j, p,
          {"url", "user", "password", "password_env", "database", "chdb_library", "reconcile",
           "ca_file", "verify_peer", "connect_timeout_ms", "timeout_ms"});
@@ -149,7 +166,7 @@ void read_destination(const json& j, pg_to_clickhouse::Config& c) {
   d.timeout = std::chrono::milliseconds(whole(j, p, "timeout_ms", 1, kMaxMs, d.timeout.count()));
   c.reconcile = flag(j, p, "reconcile", c.reconcile);
   // A URL with user info or a query string, refused without repeating it.
-  d.validate();
+  rebased(p, "destination", [&] { d.validate(); });
 }
 
 }  // namespace
@@ -170,29 +187,106 @@ TableRef table_ref(const std::string& s, const std::string& field) {
   return TableRef{s.substr(0, dot), s.substr(dot + 1)};
 }
 
-CliConfig parse_config(const json& j) {
-  object(j, "", {"id", "mode", "store", "source", "destination", "tables", "settings"});
-  CliConfig c;
-  c.pipe.id = text(j, "", "id");
-  const std::string mode = text(j, "", "mode", "initial_load_and_cdc");
+namespace {
+
+// `err` with its field put under `parent` ("settings.x" -> "pipes[1].settings.x").
+InvalidField within(const std::string& parent, const InvalidField& err) {
+  return InvalidField(parent + "." + err.field(), reason_of(err));
+}
+
+// One pipe's own fields (at `p`: "" for a single-pipe file, else "pipes[i]"); its servers from
+// its own entry when it names them, else from the file's top level `top`.
+PipeEntry read_pipe(const json& j, const std::string& p, const json& top) {
+  PipeEntry e;
+  e.pipe.id = text(j, p, "id");
+  const std::string mode = text(j, p, "mode", "initial_load_and_cdc");
   auto m = parse_mode(mode);
-  if (!m) throw InvalidField("mode", "unknown mode '" + mode + "'");
-  c.pipe.mode = *m;
-  c.store = text(j, "", "store");
-  read_source(need(j, "", "source"), c.executors.source);
-  read_destination(need(j, "", "destination"), c.executors);
-  const json& tables = need(j, "", "tables");
+  if (!m) throw InvalidField(path_of(p, "mode"), "unknown mode '" + mode + "'");
+  e.pipe.mode = *m;
+  const bool own_source = !p.empty() && j.contains("source");
+  const bool own_destination = !p.empty() && j.contains("destination");
+  read_source(need(own_source ? j : top, own_source ? p : "", "source"), e.executors.source,
+              path_of(own_source ? p : "", "source"));
+  read_destination(need(own_destination ? j : top, own_destination ? p : "", "destination"),
+                   e.executors, path_of(own_destination ? p : "", "destination"));
+  const json& tables = need(j, p, "tables");
+  const std::string tables_path = path_of(p, "tables");
   if (!tables.is_array() || tables.empty())
-    throw InvalidField("tables", "expected a list of schema.table");
+    throw InvalidField(tables_path, "expected a list of schema.table");
   for (std::size_t i = 0; i < tables.size(); ++i) {
-    const std::string field = "tables[" + std::to_string(i) + "]";
+    const std::string field = tables_path + "[" + std::to_string(i) + "]";
     if (!tables[i].is_string()) throw InvalidField(field, "expected a string");
-    c.pipe.tables.push_back(table_ref(tables[i].get<std::string>(), field));
+    e.pipe.tables.push_back(table_ref(tables[i].get<std::string>(), field));
   }
-  if (j.contains("settings")) c.pipe.settings = j.at("settings").get<Settings>();
-  c.executors.pipe_id = c.pipe.id;
-  c.pipe.validate();
+  if (j.contains("settings")) {
+    try {
+      e.pipe.settings = j.at("settings").get<Settings>();
+    } catch (const InvalidField& err) {
+      if (p.empty()) throw;
+      throw within(p, err);
+    }
+  }
+  e.executors.pipe_id = e.pipe.id;
+  try {
+    e.pipe.validate();
+  } catch (const InvalidField& err) {
+    if (p.empty()) throw;
+    throw within(p, err);
+  }
+  return e;
+}
+
+}  // namespace
+
+CliConfig parse_config(const json& j) {
+  CliConfig c;
+  if (j.is_object() && j.contains("pipes")) {
+    object(j, "", {"store", "source", "destination", "pipes"});
+    c.store = text(j, "", "store");
+    const json& pipes = j.at("pipes");
+    if (!pipes.is_array() || pipes.empty()) throw InvalidField("pipes", "expected a list of pipes");
+    for (std::size_t i = 0; i < pipes.size(); ++i) {
+      const std::string p = "pipes[" + std::to_string(i) + "]";
+      object(pipes[i], p, {"id", "mode", "tables", "settings", "source", "destination"});
+      c.pipes.push_back(read_pipe(pipes[i], p, j));
+    }
+  } else {
+    object(j, "", {"id", "mode", "store", "source", "destination", "tables", "settings"});
+    c.store = text(j, "", "store");
+    c.pipes.push_back(read_pipe(j, "", j));
+  }
+  check_unique_ids(c.pipes, "");
   return c;
+}
+
+void check_unique_ids(const std::vector<PipeEntry>& pipes, const std::string& where) {
+  // Two pipes writing one ClickHouse table would mix their rows, and a resync or a delete of one
+  // would swap or drop the other's table: pipes on one destination database take disjoint names.
+  for (std::size_t i = 0; i < pipes.size(); ++i) {
+    for (std::size_t k = 0; k < i; ++k) {
+      const auto& a = pipes[k].executors.destination;
+      const auto& b = pipes[i].executors.destination;
+      if (a.url != b.url || a.database != b.database) continue;
+      std::vector<TableRef> both = pipes[k].pipe.tables;
+      both.insert(both.end(), pipes[i].pipe.tables.begin(), pipes[i].pipe.tables.end());
+      try {
+        pg_to_clickhouse::check_destination_names(both);
+      } catch (const InvalidField&) {
+        throw InvalidField("pipes[" + std::to_string(i) + "].tables",
+                           "pipes '" + pipes[k].pipe.id + "' and '" + pipes[i].pipe.id +
+                               "' would write the same ClickHouse table in database " + b.database +
+                               where + ": give each pipe its own tables");
+      }
+    }
+  }
+  for (std::size_t i = 0; i < pipes.size(); ++i) {
+    for (std::size_t k = 0; k < i; ++k) {
+      if (pipes[i].pipe.id == pipes[k].pipe.id) {
+        throw InvalidField(pipes.size() == 1 ? "id" : "pipes[" + std::to_string(i) + "].id",
+                           "the id '" + pipes[i].pipe.id + "' is given twice" + where);
+      }
+    }
+  }
 }
 
 CliConfig read_config(const std::filesystem::path& path) {

@@ -1,10 +1,11 @@
-// The `clickpipe` command's configuration file: one pipe, its servers and its store, as JSON.
-// The fields are documented in docs/cli.md.
+// The `clickpipe` command's configuration: one or several pipes, their servers and their store,
+// as JSON. The fields are documented in docs/cli.md.
 #pragma once
 
 #include <filesystem>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 #include "clickpipe/runtime/pipe.hpp"
@@ -12,16 +13,27 @@
 
 namespace clickpipe::cli {
 
-struct CliConfig {
+struct PipeEntry {
   PipeConfig pipe;
   pg_to_clickhouse::Config executors;
-  std::string store;
 };
 
+struct CliConfig {
+  std::string store;
+  std::vector<PipeEntry> pipes;  // at least one; ids unique
+};
+
+// Either a single pipe ({"id", "mode", "store", "source", "destination", "tables", "settings"})
+// or several ({"store", "source", "destination", "pipes": [{"id", "mode", "tables", "settings",
+// and optionally their own "source"/"destination"}, ...]}).
 // Throws InvalidField naming the first bad field by its path: unknown keys at any level, wrong
 // types, numbers out of range, an unsafe sslmode, a URL carrying user info. No message repeats a
 // password or the URL. Passwords given as "password_env" are read from the environment here.
 CliConfig parse_config(const nlohmann::json& j);
+
+// Throws InvalidField naming the id given twice (`where` ends the message, e.g. " across the
+// config files").
+void check_unique_ids(const std::vector<PipeEntry>& pipes, const std::string& where);
 
 // parse_config over a file; a file that is not JSON throws nlohmann::json::exception.
 CliConfig read_config(const std::filesystem::path& path);

@@ -17,7 +17,10 @@
 #include <thread>
 
 #include "clickpipe/store/state_store.hpp"
+#include "commands.hpp"
 #include "config.hpp"
+#include "fd.hpp"
+#include "logging.hpp"
 
 namespace clickpipe::cli {
 
@@ -25,22 +28,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A descriptor, closed when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  const int fd_;
-};
 
 // A name someone else may have chosen, safe to print: no terminal control sequences, bounded.
 std::string printable(const std::string& name) {
@@ -68,21 +55,20 @@ int open_dir(const fs::path& dir) {
 }
 
 // Why the directory open as `fd` is not private to this user ("" when it is).
-std::string not_private(int fd, const fs::path& dir) {
+std::string not_private(int fd, const fs::path& dir, const char* what) {
   struct stat st {};
   if (::fstat(fd, &st) != 0)
     return fmt::format("cannot inspect {}: {}", dir.string(), std::strerror(errno));
   const uid_t me = ::geteuid();
   if (st.st_uid != me) {
-    return fmt::format(
-        "control directory {} belongs to uid {}, not to this process's user (uid {}): chown {} {}",
-        dir.string(), st.st_uid, me, me, dir.string());
+    return fmt::format("{} {} belongs to uid {}, not to this process's user (uid {}): chown {} {}",
+                       what, dir.string(), st.st_uid, me, me, dir.string());
   }
   if (st.st_mode & 022) {
     return fmt::format(
-        "control directory {} is writable by group or others (mode {:04o}), who could then steer "
+        "{} {} is writable by group or others (mode {:04o}), who could then steer "
         "the pipe: chmod 700 {}",
-        dir.string(), st.st_mode & 07777, dir.string());
+        what, dir.string(), st.st_mode & 07777, dir.string());
   }
   return "";
 }
@@ -146,19 +132,7 @@ std::string read_small(int dir_fd, const std::string& name, const struct stat& s
   return "";
 }
 
-json answer(const char* status, const std::string& message) {
-  return {{"status", status}, {"message", message}};
-}
-json invalid(const std::string& message) { return answer("invalid", message); }
-
-// The string field `name` of `cmd` into `out`, or why it is not one.
-std::optional<std::string> string_field(const json& cmd, const char* name, std::string& out) {
-  auto it = cmd.find(name);
-  if (it == cmd.end()) return std::string(name) + ": missing";
-  if (!it->is_string()) return std::string(name) + ": expected a string";
-  out = it->get<std::string>();
-  return std::nullopt;
-}
+json invalid(const std::string& message) { return {{"status", "invalid"}, {"message", message}}; }
 
 // Carries out one command file's text; returns the result document. The text is anyone's who
 // could write the directory: every field is checked for its type before use.
@@ -170,36 +144,10 @@ json carry_out(PipeService& service, const std::string& text) {
     return invalid("not valid JSON at byte " + std::to_string(e.byte));
   }
   if (!cmd.is_object()) return invalid("expected a JSON object");
-  std::string id;
-  std::string what;
-  if (auto bad = string_field(cmd, "id", id)) return invalid(*bad);
-  if (auto bad = string_field(cmd, "command", what)) return invalid(*bad);
-  std::vector<TableRef> tables;
-  if (auto it = cmd.find("tables"); it != cmd.end()) {
-    if (!it->is_array()) return invalid("tables: expected an array of table names");
-    for (std::size_t i = 0; i < it->size(); ++i) {
-      const std::string field = "tables[" + std::to_string(i) + "]";
-      if (!(*it)[i].is_string()) return invalid(field + ": expected a string");
-      tables.push_back(table_ref((*it)[i].get<std::string>(), field));  // throws InvalidField
-    }
-  }
-  Pipe* p = service.get(id);
-  if (!p) return invalid("no pipe '" + id + "'");
-  CommandResult r;
-  if (what == "pause")
-    r = p->pause();
-  else if (what == "resume")
-    r = p->resume();
-  else if (what == "resync")
-    r = p->resync();
-  else if (what == "add-table")
-    r = p->add_tables(tables);
-  else if (what == "remove-table")
-    r = p->remove_tables(tables);
-  else
-    return invalid("unknown command '" + what + "'");
-  static const char* names[] = {"accepted", "queued", "rejected", "invalid", "unavailable"};
-  return answer(names[static_cast<int>(r.status)], r.message);
+  auto id = cmd.find("id");
+  if (id == cmd.end()) return invalid("id: missing");
+  if (!id->is_string()) return invalid("id: expected a string");
+  return execute_command(service, id->get<std::string>(), cmd);
 }
 
 // Printed outside of any error path: a failing stderr must not become one.
@@ -214,19 +162,19 @@ void say(const std::string& message) noexcept {
 
 fs::path control_dir(const std::string& store) { return fs::path(store) / "control"; }
 
-void make_control_dir(const fs::path& dir) {
+void make_private_dir(const fs::path& dir, const char* what) {
   const bool created = ::mkdir(dir.c_str(), 0700) == 0;
   if (const int err = errno; !created && err != EEXIST) {
     throw StoreError(
         err == ENOENT ? StoreErrorCode::NotFound : StoreErrorCode::Refused,
-        fmt::format("cannot create control directory {}: {}", dir.string(), std::strerror(err)));
+        fmt::format("cannot create {} {}: {}", what, dir.string(), std::strerror(err)));
   }
   Fd fd(open_dir(dir));
   if (const int err = errno; !fd) {
     throw StoreError(StoreErrorCode::Refused,
-                     fmt::format("cannot open control directory {} ({}): it must be a directory "
+                     fmt::format("cannot open {} {} ({}): it must be a directory "
                                  "of this user's, not a symlink",
-                                 dir.string(), std::strerror(err)));
+                                 what, dir.string(), std::strerror(err)));
   }
   // The umask may have taken bits away from what was just made.
   if (created && ::fchmod(fd.get(), 0700) != 0) {
@@ -234,14 +182,25 @@ void make_control_dir(const fs::path& dir) {
     throw StoreError(StoreErrorCode::Refused,
                      fmt::format("cannot chmod 700 {}: {}", dir.string(), std::strerror(err)));
   }
-  if (auto why = not_private(fd.get(), dir); !why.empty())
+  if (auto why = not_private(fd.get(), dir, what); !why.empty())
     throw StoreError(StoreErrorCode::Refused, why);
+}
+
+int write_private_file(const fs::path& dir, const std::string& name, const std::string& text) {
+  Fd fd(open_dir(dir));
+  if (!fd) return errno;
+  return write_private(fd.get(), name, text);
 }
 
 void CommandInbox::report(const std::string& key, const std::string& message) {
   try {
     still_present_.insert(key);
-    if (reported_.insert(key).second) say(message);
+    if (!reported_.insert(key).second) return;
+    if (log_) {
+      log_event(*log_, spdlog::level::warn, "", "control", message, json::object());
+    } else {
+      say(message);
+    }
   } catch (...) {
   }
 }
@@ -252,7 +211,7 @@ void CommandInbox::answer() noexcept {
     Fd dir(open_dir(dir_));
     if (const int err = errno; !dir) {
       report("dir", fmt::format("control: cannot open {}: {}", dir_.string(), std::strerror(err)));
-    } else if (auto why = not_private(dir.get(), dir_); !why.empty()) {
+    } else if (auto why = not_private(dir.get(), dir_, "control directory"); !why.empty()) {
       report("dir", "control: " + why + "; no command is read until it is fixed");
     } else {
       answer_in(dir.get());
@@ -263,6 +222,28 @@ void CommandInbox::answer() noexcept {
     report("error", std::string("control: ") + e.what());
   } catch (...) {
     report("error", "control: unknown error");
+  }
+}
+
+// Only what was understood is logged: the command's name once it was taken or refused as a
+// command, never the rest of the file (it is anyone's who could write the directory).
+void CommandInbox::log_command(const json& result, const std::string& text) noexcept {
+  if (!log_) return;
+  try {
+    const std::string status = result.value("status", std::string("invalid"));
+    json fields{{"source", "control"}, {"result", status}};
+    std::string pipe;
+    std::string shown = "command";
+    if (status != "invalid") {
+      const json cmd = json::parse(text);
+      pipe = cmd.value("id", std::string());
+      shown = cmd.value("command", std::string("command"));
+      fields["command"] = shown;
+      if (auto it = result.find("state"); it != result.end()) fields["state"] = *it;
+    }
+    log_event(*log_, taken(status) ? spdlog::level::info : spdlog::level::warn, pipe, "command",
+              shown + " from control: " + status, fields);
+  } catch (...) {
   }
 }
 
@@ -334,6 +315,7 @@ void CommandInbox::answer_in(int dir_fd) {
       } catch (const std::exception& e) {
         result = invalid(e.what());
       }
+      log_command(result, text);
       const std::string result_name = name.substr(0, name.size() - 4) + ".result";
       // Replaced, not thrown: a message may quote bytes that are not UTF-8.
       const std::string out = result.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -346,8 +328,7 @@ void CommandInbox::answer_in(int dir_fd) {
   }
 }
 
-int send(const std::string& store, const std::string& id, const std::string& command,
-         const std::vector<std::string>& tables) {
+int send(const std::string& store, const std::string& id, json command) {
   const fs::path dir = control_dir(store);
   Fd dir_fd(open_dir(dir));
   if (const int err = errno; !dir_fd) {
@@ -360,8 +341,8 @@ int send(const std::string& store, const std::string& id, const std::string& com
   const std::string name = std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr));
   const std::string cmd = name + ".cmd";
   const std::string result = name + ".result";
-  const json doc{{"id", id}, {"command", command}, {"tables", tables}};
-  if (int err = write_private(dir_fd.get(), cmd, doc.dump())) {
+  command["id"] = id;
+  if (int err = write_private(dir_fd.get(), cmd, command.dump())) {
     fmt::print(stderr, "cannot write {}/{}: {}\n", dir.string(), cmd, std::strerror(err));
     return 1;
   }
@@ -393,8 +374,9 @@ int send(const std::string& store, const std::string& id, const std::string& com
   const auto it_message = r.find("message");
   const std::string message =
       it_message != r.end() && it_message->is_string() ? it_message->get<std::string>() : "";
-  fmt::print("{}{}\n", st, message.empty() ? "" : ": " + message);
-  return st == "accepted" || st == "queued" ? 0 : 1;
+  // Refusals on stderr, so a script sees the typed reason where errors go.
+  fmt::print(taken(st) ? stdout : stderr, "{}{}\n", st, message.empty() ? "" : ": " + message);
+  return taken(st) ? 0 : 1;
 }
 
 }  // namespace clickpipe::cli

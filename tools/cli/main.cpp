@@ -1,11 +1,14 @@
-// clickpipe: run a PostgreSQL -> ClickHouse pipe as a foreground service and control it.
+// clickpipe: run PostgreSQL -> ClickHouse pipes as a foreground service and control them.
 //
-//   clickpipe run --config pipe.json     run (and create, the first time) the pipe; Ctrl-C stops it
-//                                        gracefully and a later run resumes it
-//   clickpipe check-config --config pipe.json
-//   clickpipe status --store DIR         every pipe saved in DIR, as JSON
-//   clickpipe pause|resume|resync --store DIR --id ID
-//   clickpipe add-table|remove-table --store DIR --id ID schema.table
+//   clickpipe run --config pipes.json [--config more.json] [--log-level L] [--log-format F]
+//                 [--listen HOST:PORT]      run (and create, the first time) the pipes; Ctrl-C
+//                                           stops them gracefully and a later run resumes them
+//   clickpipe check-config --config pipes.json
+//   clickpipe status --store DIR [--id ID] [--json]
+//   clickpipe pause|resume|resync|retry|cancel-add --store DIR --id ID
+//   clickpipe add-table|remove-table --store DIR --id ID schema.table...
+//   clickpipe update-settings --store DIR --id ID KEY=VALUE...
+//   clickpipe delete --store DIR --id ID [--drop-destination]
 //   clickpipe diagram                    the lifecycle as a Mermaid diagram
 //
 // Exit status: 0 on success, 1 when a command was refused or failed, 2 for a bad command line
@@ -19,6 +22,7 @@
 #include <exception>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,12 +30,11 @@
 #include "clickpipe/error.hpp"
 #include "clickpipe/json.hpp"
 #include "clickpipe/lifecycle/diagram.hpp"
-#include "clickpipe/store/file_store.hpp"
-#include "clickpipe/store/file_system.hpp"
 #include "clickpipe/version.hpp"
 #include "config.hpp"
 #include "control.hpp"
 #include "run.hpp"
+#include "status_view.hpp"
 
 using namespace clickpipe;
 using nlohmann::json;
@@ -39,46 +42,62 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Reads the saved records directly, so it needs no running process.
-int print_status(const std::string& store) {
-  json out = json::array();
-  for (const auto& entry : fs::directory_iterator(store)) {
-    if (entry.path().extension() != ".json") continue;
-    try {
-      // Not cli::slurp: a FIFO or a symlink planted as a record must not hang or redirect us.
-      std::string text;
-      if (int err = posix_file_system()->read_file(entry.path().string(), text))
-        throw std::runtime_error(std::strerror(err));
-      const PipeRecord r = decode_record(text);
-      json tables = json::array();
-      for (const auto& t : r.tables) tables.push_back(t.qualified());
-      json stopped = json::array();
-      for (const auto& st : r.stopped_tables) {
-        stopped.push_back({{"table", st.table.qualified()}, {"reason", st.reason}});
-      }
-      out.push_back({{"id", r.id},
-                     {"state", r.lifecycle.state()},
-                     {"intent", std::string(to_string(r.intent))},
-                     {"tables", tables},
-                     {"confirmed", r.confirmed ? json(*r.confirmed) : json(nullptr)},
-                     {"stopped_tables", stopped},
-                     {"last_error", r.last_error ? json(r.last_error->message) : json(nullptr)}});
-    } catch (const std::exception& e) {
-      out.push_back({{"file", entry.path().filename().string()}, {"broken", e.what()}});
-    }
-  }
-  // Replaced, not thrown: a file name or a damaged record need not be UTF-8.
-  fmt::print("{}\n", out.dump(2, ' ', false, json::error_handler_t::replace));
-  return 0;
-}
-
 // Every subcommand and the values it was given; filled in by CLI11.
 struct Args {
-  std::string config;
+  std::vector<std::string> configs;
   std::string store;
   std::string id;
-  std::string table;
+  std::vector<std::string> tables;
+  std::vector<std::string> assignments;  // update-settings KEY=VALUE
+  bool drop_destination = false;
+  bool json = false;
+  std::optional<std::string> status_id;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::optional<std::string> listen;
+  bool listen_remote = false;
 };
+
+// KEY=VALUE pairs as a settings patch: "cdc_retry.max_attempts=5" -> {"cdc_retry":
+// {"max_attempts": 5}}. A value that reads as a JSON number, true, false or null is taken as one,
+// anything else as a string; the running pipe names a wrong key or value.
+json settings_patch(const std::vector<std::string>& assignments) {
+  json patch = json::object();
+  for (const std::string& a : assignments) {
+    const auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw InvalidField(a, "expected KEY=VALUE, e.g. pull_batch_size=5000");
+    const std::string value_text = a.substr(eq + 1);
+    json value = json::parse(value_text, nullptr, false);
+    if (value.is_discarded() || value.is_structured() || value.is_string()) value = value_text;
+    json* at = &patch;
+    std::string key = a.substr(0, eq);
+    for (auto dot = key.find('.'); dot != std::string::npos; dot = key.find('.')) {
+      at = &(*at)[key.substr(0, dot)];
+      if (!at->is_null() && !at->is_object()) throw InvalidField(a, "key given twice");
+      key = key.substr(dot + 1);
+    }
+    (*at)[key] = value;
+  }
+  return patch;
+}
+
+// Every config file, checked to name one store and no id twice.
+cli::CliConfig read_configs(const std::vector<std::string>& files) {
+  cli::CliConfig all;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    cli::CliConfig c = cli::read_config(files[i]);
+    if (i == 0) {
+      all.store = c.store;
+    } else if (fs::path(c.store).lexically_normal() != fs::path(all.store).lexically_normal()) {
+      throw InvalidField("store", "every config of one process must name the same store (" +
+                                      files[i] + " names another than " + files[0] + ")");
+    }
+    for (auto& e : c.pipes) all.pipes.push_back(std::move(e));
+  }
+  cli::check_unique_ids(all.pipes, " across the config files");
+  return all;
+}
 
 CLI::App* add_store_and_id(CLI::App& app, const char* name, const char* description, Args& a) {
   CLI::App* sub = app.add_subcommand(name, description);
@@ -128,28 +147,53 @@ int main(int argc, char** argv) {
   for (const char* name : {"run", "check-config"}) {
     const bool run = std::string(name) == "run";
     CLI::App* sub = app.add_subcommand(
-        name, run ? "Run the pipe (create it the first time); Ctrl-C or SIGTERM stops it "
-                    "gracefully and a later run resumes it"
-                  : "Check a config file: print ok, or name the first bad field");
-    sub->add_option("--config", a.config, "the pipe's JSON config")
+        name, run ? "Run the pipes (create them the first time); Ctrl-C or SIGTERM stops them "
+                    "gracefully and a later run resumes them"
+                  : "Check config files: print ok, or name the first bad field");
+    sub->add_option("--config", a.configs, "a JSON config of one or more pipes (repeatable)")
         ->required()
         ->type_name("FILE")
+        ->take_all()
+        ->allow_extra_args(false)
         ->check(CLI::ExistingFile.description(""));  // "FILE" is already the type
+    if (!run) continue;
+    sub->add_option("--log-level", a.log_level, "trace, debug, info (default), warn, error, off")
+        ->type_name("LEVEL");
+    sub->add_option("--log-format", a.log_format, "text (default) or json: one object a line")
+        ->type_name("FORMAT");
+    sub->add_option("--listen", a.listen,
+                    "serve the HTTP API (status, commands, /metrics) on HOST:PORT; loopback "
+                    "only unless --listen-remote")
+        ->type_name("HOST:PORT");
+    sub->add_flag("--listen-remote", a.listen_remote,
+                  "allow a --listen address that is not loopback (requires CLICKPIPE_API_TOKEN)");
   }
-  app.add_subcommand("status", "Print every pipe saved in DIR, as JSON (no running process needed)")
-      ->add_option("--store", a.store, "the store directory")
-      ->required()
-      ->type_name("DIR");
+  CLI::App* status =
+      app.add_subcommand("status", "Show the pipes saved in DIR: live figures while they run");
+  status->add_option("--store", a.store, "the store directory")->required()->type_name("DIR");
+  status->add_option("--id", a.status_id, "only this pipe")->type_name("ID");
+  status->add_flag("--json", a.json, "print JSON instead of a table");
   // The commands a running pipe answers through the control channel.
   add_store_and_id(app, "pause", "Pause the running pipe", a);
   add_store_and_id(app, "resume", "Resume the paused pipe", a);
   add_store_and_id(app, "resync", "Copy every table again from scratch", a);
+  add_store_and_id(app, "retry", "Retry a Failed pipe from the state it failed in", a);
+  add_store_and_id(app, "cancel-add", "Cancel a table addition whose copy is running", a);
   for (const char* name : {"add-table", "remove-table"}) {
     const bool add = std::string(name) == "add-table";
-    add_store_and_id(app, name, add ? "Add a table to the pipe" : "Remove a table from the pipe", a)
-        ->add_option("table", a.table, "schema.table, or table in schema public")
+    add_store_and_id(app, name, add ? "Add tables to the pipe" : "Remove tables from the pipe", a)
+        ->add_option("table", a.tables, "schema.table, or table in schema public")
         ->required();
   }
+  add_store_and_id(app, "update-settings", "Change settings of the running pipe", a)
+      ->add_option("setting", a.assignments, "KEY=VALUE, e.g. pull_batch_size=5000")
+      ->required();
+  add_store_and_id(app, "delete",
+                   "Delete the pipe: its slot and publication are dropped, its destination "
+                   "tables kept",
+                   a)
+      ->add_flag("--drop-destination", a.drop_destination,
+                 "drop the destination tables too (only those clickpipe created)");
   app.add_subcommand("diagram", "Print the lifecycle as a Mermaid diagram");
   app.require_subcommand(1);
 
@@ -171,18 +215,45 @@ int main(int argc, char** argv) {
       fmt::print("{}", to_mermaid());
       return 0;
     }
-    if (cmd == "run") return cli::run(cli::read_config(a.config));
+    if (cmd == "run") {
+      cli::RunOptions o;
+      o.log.level = cli::parse_log_level(a.log_level);
+      o.log.format = cli::parse_log_format(a.log_format);
+      o.listen = a.listen;
+      o.listen_remote = a.listen_remote;
+      return cli::run(read_configs(a.configs), o);
+    }
     if (cmd == "check-config") {
-      cli::read_config(a.config);
+      read_configs(a.configs);
       fmt::print("ok\n");
       return 0;
     }
-    if (cmd == "status") return print_status(a.store);
-    std::vector<std::string> tables;
-    if (sub->get_option_no_throw("table")) tables.push_back(a.table);
-    return cli::send(a.store, a.id, cmd, tables);
+    if (cmd == "status") {
+      const json doc = cli::read_status(a.store, a.status_id);
+      // Replaced, not thrown: a file name or a damaged record need not be UTF-8.
+      if (a.json) {
+        fmt::print("{}\n", doc.dump(2, ' ', false, json::error_handler_t::replace));
+      } else {
+        fmt::print("{}", cli::render_status_table(doc));
+      }
+      return 0;
+    }
+    json command{{"command", cmd}};
+    if (cmd == "add-table" || cmd == "remove-table") command["tables"] = a.tables;
+    if (cmd == "update-settings") {
+      try {
+        command["settings"] = settings_patch(a.assignments);
+      } catch (const InvalidField& e) {
+        fmt::print(stderr, "{}\nRun with --help for more information.\n", e.what());
+        return 2;
+      }
+    }
+    if (cmd == "delete") command["drop_destination"] = a.drop_destination;
+    return cli::send(a.store, a.id, command);
   } catch (const InvalidField& e) {
-    fmt::print(stderr, "bad config: {}\n", e.what());
+    // An option's value ("--listen: ...") is a bad command line; anything else the config's.
+    const bool option = e.field().rfind("--", 0) == 0;
+    fmt::print(stderr, "{}{}\n", option ? "" : "bad config: ", e.what());
     return 2;
   } catch (const json::parse_error& e) {
     // Only the position: the parser's own message quotes what it read, maybe a password.

@@ -1,107 +1,77 @@
 #include "run.hpp"
 
-#include <fmt/core.h>
-#include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
-#include "clickpipe/format.hpp"
 #include "clickpipe/runtime/pipe_service.hpp"
 #include "clickpipe/store/file_store.hpp"
+#include "commands.hpp"
 #include "control.hpp"
+#include "http_api.hpp"
+#include "slot_monitor.hpp"
+#include "telemetry.hpp"
 
 namespace clickpipe::cli {
 
 using namespace std::chrono_literals;
+using nlohmann::json;
 
 namespace {
 
 volatile std::sig_atomic_t stop_requested = 0;
 void on_signal(int) { stop_requested = 1; }
 
-std::string bar(std::uint64_t done, std::uint64_t total) {
-  constexpr std::size_t width = 20;
-  // More done than estimated (rows written meanwhile) shows a full bar, never a longer one.
-  const std::size_t filled =
-      total ? static_cast<std::size_t>(std::min<std::uint64_t>(width * done / total, width)) : 0;
-  std::string out(width + 2, '.');
-  out.front() = '[';
-  out.back() = ']';
-  out.replace(1, filled, filled, '#');
-  return out;
-}
-
-// Transitions and retries as they happen; the operator sees the external ones only.
-struct Printer : TransitionListener {
-  void on_transition(const TransitionEvent& e) override {
-    if (e.transition.kind == TransitionKind::External)
-      fmt::print("{} {}\n", e.pipe_id, e.transition);
-    if (!e.error.empty()) fmt::print("  error: {}\n", e.error);
-  }
-  void on_retry(const std::string& id, const RetryStatus& r) override {
-    fmt::print("{} retrying {} (attempt {}): {}\n", id, r.operation, r.attempt, r.last_error);
-  }
-};
-
-// One line per pipe, every two seconds: partition bars in Snapshot, throughput and lag in CDC.
-class Progress {
+// Provisioning shared by the pipes that use the same servers, as the spec has it: the first pipe
+// checks them, the others reuse that (and provision at once). A failed check is not remembered,
+// so the next pipe checks again.
+class SharedProvisioner final : public Provisioner {
  public:
-  void print_if_due(PipeService& service) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_print_ <= 2s) return;
-    for (const PipeStatus& s : service.statuses()) print(s);
-    last_print_ = std::chrono::steady_clock::now();
+  struct Shared {
+    std::mutex mu;
+    std::string done_by;  // the pipe whose provisioning succeeded; empty until one did
+  };
+  SharedProvisioner(std::shared_ptr<Provisioner> inner, std::shared_ptr<Shared> shared)
+      : inner_(std::move(inner)), shared_(std::move(shared)) {}
+
+  void provision(const PipeInfo& pipe, ExecContext& ctx) override {
+    std::lock_guard lk(shared_->mu);  // a second pipe waits for the first one's check
+    if (!shared_->done_by.empty() && shared_->done_by != pipe.id) {
+      ctx.progress.note("servers already provisioned by pipe " + shared_->done_by);
+      return;
+    }
+    inner_->provision(pipe, ctx);
+    shared_->done_by = pipe.id;
   }
 
  private:
-  void print(const PipeStatus& s) {
-    std::string line = fmt::format("{} {}", s.id, s.state);
-    if (s.state == State::Snapshot) {
-      for (const auto& t : s.snapshot) {
-        line += fmt::format("  {} {} {}/{}", t.table.qualified(),
-                            bar(t.partitions_done, t.partitions_total), t.partitions_done,
-                            t.partitions_total);
-      }
-    } else if (s.state == State::Running || s.state == State::Degraded) {
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - last_print_).count();
-      line += fmt::format("  {:.0f} changes/s, lag {} bytes, confirmed {}",
-                          double(s.cdc.changes - std::min(s.cdc.changes, last_changes_)) / secs,
-                          s.cdc.lag_bytes, s.cdc.confirmed ? to_string(*s.cdc.confirmed) : "-");
-      last_changes_ = s.cdc.changes;
-    }
-    if (s.retry) line += fmt::format("  retrying {}: {}", s.retry->operation, s.retry->last_error);
-    if (!s.stopped_tables.empty())
-      line += fmt::format("  {} table(s) stopped", s.stopped_tables.size());
-    fmt::print("{}\n", line);
-    // Each schema change once, as it is seen (the status keeps only the newest).
-    TimePoint& shown = schema_shown_[s.id];
-    for (const SchemaEvent& e : s.schema_changes) {
-      if (e.at <= shown) continue;
-      fmt::print("{} schema change: {}\n", s.id, e.description);
-      shown = e.at;
-    }
-  }
-
-  std::chrono::steady_clock::time_point last_print_ = std::chrono::steady_clock::now();
-  std::uint64_t last_changes_ = 0;
-  std::map<std::string, TimePoint> schema_shown_;  // newest schema change printed, per pipe
+  std::shared_ptr<Provisioner> inner_;
+  std::shared_ptr<Shared> shared_;
 };
+
+// The servers a pipe uses, as a key: pipes with equal keys share provisioning.
+std::string servers_key(const pg_to_clickhouse::Config& c) {
+  return json{c.source.host,     c.source.port,          c.source.dbname,   c.source.user,
+              c.destination.url, c.destination.database, c.destination.user}
+      .dump();
+}
 
 }  // namespace
 
-int run(const CliConfig& cfg) {
+int run(const CliConfig& cfg, const RunOptions& options) {
+  const std::shared_ptr<spdlog::logger> log = make_logger(options.log);
   // The store makes its own directory private (0700) and refuses one that is not, so only the
-  // parents are made here, as before; the control directory inside is made and checked the same.
+  // parents are made here; the control and status directories inside are made and checked alike.
   std::filesystem::path store_path = std::filesystem::path(cfg.store).lexically_normal();
   if (!store_path.has_filename()) store_path = store_path.parent_path();  // a trailing slash
   if (store_path.has_parent_path()) std::filesystem::create_directories(store_path.parent_path());
@@ -109,31 +79,103 @@ int run(const CliConfig& cfg) {
   o.store = FileStore::open(cfg.store);
   const std::filesystem::path control = control_dir(cfg.store);
   make_control_dir(control);
-  // The listeners print what the operator needs; the runtime's own log would drown it.
-  o.logger = std::make_shared<spdlog::logger>("clickpipe",
-                                              std::make_shared<spdlog::sinks::null_sink_mt>());
-  o.listeners = {std::make_shared<Printer>()};
-  o.executors = [&cfg](const std::string&, Mode) {
-    return pg_to_clickhouse::make_executors(cfg.executors);
+  const std::filesystem::path status_dir = std::filesystem::path(cfg.store) / "status";
+  make_private_dir(status_dir, "status directory");
+
+  // The token for POSTs, checked before anything starts: a bad --listen changes nothing.
+  std::optional<HttpOptions> http;
+  if (options.listen) {
+    std::optional<std::string> token;
+    if (const char* t = std::getenv("CLICKPIPE_API_TOKEN"); t && *t) token = t;
+    http = parse_listen(*options.listen, options.listen_remote, token);
+  }
+
+  auto telemetry = std::make_shared<Telemetry>();
+  o.logger = log;
+  o.listeners = {std::make_shared<LogListener>(log), telemetry};
+  std::map<std::string, const PipeEntry*> entries;
+  std::map<std::string, std::shared_ptr<SharedProvisioner::Shared>> provisioning;
+  for (const PipeEntry& e : cfg.pipes) {
+    entries[e.pipe.id] = &e;
+    auto& shared = provisioning[servers_key(e.executors)];
+    if (!shared) shared = std::make_shared<SharedProvisioner::Shared>();
+  }
+  o.executors = [&](const std::string& id, Mode) {
+    auto it = entries.find(id);
+    if (it == entries.end()) {
+      throw std::runtime_error("pipe " + id +
+                               " is in the store but in none of the config files: add it back "
+                               "to run it (its record is kept)");
+    }
+    Executors ex = pg_to_clickhouse::make_executors(it->second->executors);
+    ex.provisioner = std::make_shared<SharedProvisioner>(
+        ex.provisioner, provisioning.at(servers_key(it->second->executors)));
+    return ex;
   };
   PipeService service(o);
-  for (const auto& b : service.broken())
-    fmt::print(stderr, "broken record {}: {}\n", b.name, b.reason);
-  if (!service.get(cfg.pipe.id)) service.create(cfg.pipe);
+  // Bound before any pipe is created: a port in use stops the run with nothing new made.
+  std::unique_ptr<HttpApi> api;
+  if (http) api = std::make_unique<HttpApi>(service, *telemetry, *http, log);
+  for (const auto& b : service.broken()) {
+    log_event(*log, spdlog::level::err, b.name, "broken_record",
+              "record cannot be read and is not run: " + b.reason, json{{"reason", b.reason}});
+  }
+  for (const PipeEntry& e : cfg.pipes) {
+    // A broken record keeps its id taken; the other pipes run all the same.
+    const bool broken = std::any_of(service.broken().begin(), service.broken().end(),
+                                    [&](const BrokenRecord& b) { return b.name == e.pipe.id; });
+    if (!broken && !service.get(e.pipe.id)) service.create(e.pipe);
+  }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  fmt::print("running pipe {} (store {}); Ctrl-C stops it, a later run resumes it\n", cfg.pipe.id,
-             cfg.store);
 
-  Progress progress;
-  CommandInbox inbox(service, control);
+  // The slots of pipes that keep one, read from their sources every 10 s in every state.
+  std::map<std::string, postgres::ConnectionSettings> sources;
+  for (const PipeEntry& e : cfg.pipes) {
+    if (e.pipe.mode != Mode::SnapshotOnly) sources[e.pipe.id] = e.executors.source;
+  }
+  SlotMonitor slots(sources, *telemetry, log);
+
+  json started{{"store", cfg.store}, {"pipes", json::array()}};
+  for (const PipeEntry& e : cfg.pipes) started["pipes"].push_back(e.pipe.id);
+  if (api) started["listen"] = http->host + ":" + std::to_string(api->port());
+  log_event(*log, spdlog::level::info, "", "started",
+            "running " + std::to_string(cfg.pipes.size()) +
+                " pipe(s); SIGINT or SIGTERM stops "
+                "them, a later run resumes them",
+            started);
+
+  ProgressLog progress(log);
+  CommandInbox inbox(service, control, log);
+  std::string publish_error;  // the last one logged, so a lasting problem is logged once
+  auto sample = [&] {
+    reap_terminated(service);
+    const std::vector<PipeStatus> statuses = service.statuses();
+    telemetry->refresh(statuses, service.broken());
+    if (std::string err = telemetry->publish(status_dir); err != publish_error) {
+      if (!err.empty())
+        log_event(*log, spdlog::level::warn, "", "status_not_published", err, json::object());
+      publish_error = err;
+    }
+    progress.log_if_due(statuses, std::chrono::system_clock::now());
+  };
+  auto last_sample = std::chrono::steady_clock::now() - 1h;
   while (!stop_requested) {
-    inbox.answer();  // never throws: nothing planted in control/ stops the pipe
-    progress.print_if_due(service);
+    inbox.answer();  // never throws: nothing planted in control/ stops the pipes
+    if (std::chrono::steady_clock::now() - last_sample >= 1s) {
+      sample();
+      last_sample = std::chrono::steady_clock::now();
+    }
     std::this_thread::sleep_for(200ms);
   }
-  fmt::print("stopping: saving and joining\n");
+  log_event(*log, spdlog::level::info, "", "stopping", "stopping: saving and joining",
+            json::object());
+  api.reset();  // no command arrives while the pipes stop
   service.shutdown();
+  // No live status survives the process: `clickpipe status` reads the saved records again.
+  telemetry->refresh({}, {});
+  telemetry->publish(status_dir);
+  log->flush();
   return 0;
 }
 

@@ -53,6 +53,9 @@ std::optional<std::string> not_adoptable_because(const ExistingTable& table,
 
 // Whether `name` exists and carries clickpipe's mark.
 bool is_clickpipe_table(Client& client, const std::string& name);
+// Drops `name` when it exists and carries clickpipe's mark (a deleted pipe's tables). Returns
+// why it was kept when it exists but is not clickpipe's, else nullopt (dropped, or not there).
+std::optional<std::string> drop_if_clickpipe(Client& client, const std::string& name);
 // Whether `layout.name` exists; throws FatalError, naming the table and the first difference,
 // when it does but cannot be adopted.
 bool check_adoptable(Client& client, const TableLayout& layout);

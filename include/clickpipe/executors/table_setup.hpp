@@ -50,6 +50,16 @@ class TableSetup {
 
   // The pipe is deleted: drop the slot and what the source side holds for it.
   virtual void teardown(ExecContext& ctx) = 0;
+
+  // Whether drop_destination_tables does anything: a delete that asks for the destination tables
+  // to go is refused (Invalid) up front when it does not. Default: false.
+  virtual bool can_drop_destination() const { return false; }
+  // The pipe is deleted with its destination (DeleteOptions::drop_destination), after teardown:
+  // drop the destination tables of `tables` and their `_resync` copies, each only if the executor
+  // made it. Tables already gone are fine. Default: nothing.
+  virtual void drop_destination_tables(std::span<const TableRef> tables, ExecContext& ctx) {
+    (void)tables, (void)ctx;
+  }
 };
 
 }  // namespace clickpipe

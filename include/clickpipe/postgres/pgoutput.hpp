@@ -91,6 +91,7 @@ namespace clickpipe::postgres::pgoutput {
 struct Transaction {
   Lsn commit_lsn;
   Lsn end_lsn;                           // the position to confirm once it is applied
+  std::int64_t commit_time = 0;          // microseconds since 2000-01-01 UTC, as the server sent it
   std::shared_ptr<ChangeSpool> spilled;  // null when nothing was spilled
   std::vector<Change> changes;
   std::vector<SchemaChange> schema_changes;  // seen in it, to carry out before its changes

@@ -36,6 +36,10 @@ class TransitionListener {
   virtual void on_retry(const std::string& pipe_id, const RetryStatus& retry) {
     (void)pipe_id, (void)retry;
   }
+  // A CDC batch was applied, saved and confirmed to the source.
+  virtual void on_batch(const std::string& pipe_id, const BatchSummary& batch) {
+    (void)pipe_id, (void)batch;
+  }
 };
 
 }  // namespace clickpipe

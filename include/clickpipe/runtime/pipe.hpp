@@ -47,6 +47,10 @@ struct PipeOptions {
   std::shared_ptr<ConcurrencyLimit> partition_limit;
 };
 
+struct DeleteOptions {
+  bool drop_destination = false;  // drop the pipe's destination tables as well (default: keep)
+};
+
 // The answer to a command, given at once. Accepted: the transition was taken (its work goes on in
 // the background; use wait_for to see its effect). Queued: issued from a listener, it runs when
 // the listener returns (a refusal then reaches on_rejected). Rejected: not legal in this state,
@@ -101,7 +105,10 @@ class Pipe {
   CommandResult cancel_table_addition();
   CommandResult remove_tables(std::vector<TableRef> tables);
   CommandResult update_settings(Settings settings);
-  CommandResult remove();  // the `delete` command
+  // The `delete` command: the slot and publication are dropped; with drop_destination the
+  // destination tables too (only those the executors made; Invalid when TableSetup cannot drop
+  // any).
+  CommandResult remove(DeleteOptions options = {});
 
   const std::string& id() const noexcept;
   State state() const;

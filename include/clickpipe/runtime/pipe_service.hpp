@@ -21,6 +21,8 @@ using ExecutorFactory = std::function<Executors(const std::string& pipe_id, Mode
 struct ServiceOptions {
   std::shared_ptr<StateStore> store;  // required
   ExecutorFactory executors;          // required
+  // Each pipe logs through a clone named "<name>:<pipe id>" (sharing its sinks); default: a clone
+  // of spdlog's default logger named "clickpipe".
   std::shared_ptr<spdlog::logger> logger;
   std::shared_ptr<Clock> clock;
   std::shared_ptr<HealthPolicy> health;
@@ -47,7 +49,7 @@ class PipeService {
   Pipe* get(const std::string& id);
   std::vector<std::string> list();
   // The delete command; the record leaves the store once the pipe is Terminated.
-  CommandResult remove(const std::string& id);
+  CommandResult remove(const std::string& id, DeleteOptions options = {});
 
   const std::vector<BrokenRecord>& broken() const noexcept { return broken_; }
   // The most partitions that copied at once under max_concurrent_partitions (0 without a bound).
@@ -59,7 +61,7 @@ class PipeService {
   void shutdown();
 
  private:
-  PipeOptions pipe_options();
+  PipeOptions pipe_options(const std::string& id);
   void reap();  // forgets pipes that reached Terminated
 
   ServiceOptions options_;

@@ -48,6 +48,9 @@ struct PipeRecord {
   std::string id;
   Lifecycle lifecycle;  // state, mode and context (the state a Failed pipe failed in, ...)
   Intent intent = Intent::Running;
+  // With Intent::Deleted: the destination tables go too (DeleteOptions::drop_destination). Saved
+  // only when set, so a record without it reads as before.
+  bool drop_destination = false;
   TimePoint since;
   Settings settings;
   std::vector<TableRef> tables;

@@ -24,6 +24,7 @@ inline constexpr std::string_view create_tables = "create_tables";
 inline constexpr std::string_view swap_resync_tables = "swap_resync_tables";
 inline constexpr std::string_view remove_tables = "remove_tables";
 inline constexpr std::string_view teardown = "teardown";
+inline constexpr std::string_view drop_destination_tables = "drop_destination_tables";
 inline constexpr std::string_view begin_snapshot = "begin_snapshot";
 inline constexpr std::string_view plan_partitions = "plan_partitions";
 inline constexpr std::string_view copy_partition = "copy_partition";

@@ -59,6 +59,8 @@ class MemoryTableSetup final : public TableSetup {
   void swap_resync_tables(std::span<const TableDefinition> tables, ExecContext& ctx) override;
   void remove_tables(std::span<const TableRef> tables, ExecContext& ctx) override;
   void teardown(ExecContext& ctx) override;
+  bool can_drop_destination() const override { return true; }
+  void drop_destination_tables(std::span<const TableRef> tables, ExecContext& ctx) override;
 
   std::set<TableRef> publication() const;
 

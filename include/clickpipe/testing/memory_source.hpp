@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "clickpipe/change.hpp"
+#include "clickpipe/clock.hpp"
 #include "clickpipe/slot.hpp"
 #include "clickpipe/table.hpp"
 
@@ -56,6 +57,9 @@ class MemorySource {
   Lsn write_elsewhere();
 
   Lsn head() const;
+  // Where commit times come from (CdcBatch::committed_at); default: the system clock. Tests on a
+  // ManualClock give it here so the lag in seconds is measured on one clock.
+  void use_clock(std::shared_ptr<const Clock> clock);
   std::map<Key, Values> rows(const TableRef& table) const;
   std::size_t row_count(const TableRef& table) const;
   std::shared_ptr<const Snapshot> snapshot(const std::vector<TableRef>& tables) const;
@@ -78,6 +82,7 @@ class MemorySource {
   struct Txn {
     Lsn commit;
     std::vector<Change> changes;
+    std::chrono::system_clock::time_point committed_at;  // CdcBatch::committed_at
   };
   struct Slot {
     SlotInfo info;
@@ -91,6 +96,7 @@ class MemorySource {
   const TableDefinition& def_locked(const TableRef& table) const;
 
   mutable std::mutex mu_;
+  std::shared_ptr<const Clock> clock_;  // null: the system clock
   mutable std::condition_variable_any cv_;
   std::map<TableRef, TableDefinition> defs_;
   std::map<TableRef, std::map<Key, Values>> tables_;

@@ -1,0 +1,38 @@
+// The lifecycle commands of a running `clickpipe`, one place for both ways they arrive: command
+// files in the store's control directory and the HTTP API.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <string_view>
+
+#include "clickpipe/runtime/pipe_service.hpp"
+
+namespace clickpipe::cli {
+
+// Carries out one command for pipe `id`. `body` is the command as a JSON object:
+//   {"command": NAME, "tables": ["schema.table", ...],         add-table, remove-table
+//    "settings": {"pull_batch_size": 5000, ...},               update-settings (a patch)
+//    "drop_destination": true}                                 delete
+// NAME: pause, resume, resync, retry, add-table, remove-table, cancel-add, update-settings,
+// delete, or the ClickPipes API's start (resume; retry when Failed) and stop (pause).
+// Returns {"status": S, "message": ..., "state": <state after>} plus "rejection" when S is
+// rejected. S: accepted, queued, rejected, invalid, unavailable, or not_found (no such pipe).
+// Every field is checked for its type before use: the body is whoever sent it.
+// Commands are carried out one at a time (the control files and HTTP threads share a lock), which
+// also keeps the pipe a command holds from being forgotten under it (see reap_terminated).
+nlohmann::json execute_command(PipeService& service, const std::string& id,
+                               const nlohmann::json& body) noexcept;
+
+// Lets the service forget pipes that reached Terminated (their records are gone), under the
+// commands' lock. The run loop calls it, so a deleted pipe leaves status and metrics.
+void reap_terminated(PipeService& service) noexcept;
+
+// The HTTP status for a result's S: accepted and queued 200, rejected 409, invalid 400,
+// not_found 404, unavailable 503.
+int http_status_for(std::string_view status);
+
+// Whether S means the command was taken (the shell exits 0).
+inline bool taken(std::string_view status) { return status == "accepted" || status == "queued"; }
+
+}  // namespace clickpipe::cli
