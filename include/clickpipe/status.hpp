@@ -90,8 +90,9 @@ struct CdcProgress {
   std::optional<TimePoint> last_batch_at;
   // How old the pipe's view of the source is: 0 when nothing waits (lag_bytes is 0), else the time
   // since the newest applied transaction committed at the source (CdcBatch::committed_at). While
-  // CDC retries an error it grows from that commit or the last time nothing waited, whichever is
-  // newer. Unknown until a batch was applied with a commit time or left nothing waiting.
+  // the pipe retries an error or has failed, it grows from that commit or the last time nothing
+  // waited, whichever is newer. Unknown until a batch was applied with a commit time or left
+  // nothing waiting.
   std::optional<double> lag_seconds;
   std::optional<BatchSummary> last_batch;
   std::vector<TableChanges> tables;  // changes applied per table by this process, in table order

@@ -107,7 +107,12 @@ CreatedSlot create(Connection& replication, const std::string& slot, const char*
 
 CreatedSlot create_slot(Connection& replication, Connection& sql, const std::string& slot) {
   if (auto existing = slot_status(sql, slot)) {
-    return CreatedSlot{SlotInfo{slot, existing->confirmed_flush}, {}};
+    // A slot that lost WAL it needed can never stream again: made anew, it begins past the
+    // pipe's saved position, which only a resync (a full reload) accepts; CDC refuses it.
+    if (existing->wal_status != "lost") {
+      return CreatedSlot{SlotInfo{slot, existing->confirmed_flush}, {}};
+    }
+    drop_slot(sql, slot);
   }
   return create(replication, slot, "");
 }

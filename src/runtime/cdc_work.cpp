@@ -202,9 +202,10 @@ std::optional<double> Pipe::Impl::lag_seconds_locked(TimePoint now) const {
   const auto since = [&](TimePoint t) {
     return std::max(0.0, std::chrono::duration<double>(now - t).count());
   };
-  // While CDC fails and retries, nothing lands and the figures of the last batch would stand
-  // still: the data is as old as the newest commit applied or the last time the pipe caught up.
-  if (retrying && retrying->operation == OperationId{Operation::Cdc, {}}) {
+  // While CDC (or saving its checkpoint) fails and retries, or the pipe has failed, nothing lands
+  // and the figures of the last batch would stand still: the data is as old as the newest commit
+  // applied or the last time the pipe caught up.
+  if (retrying || d.life.state() == State::Failed) {
     std::optional<TimePoint> fresh = last_commit_at;
     if (last_caught_up_at && (!fresh || *last_caught_up_at > *fresh)) fresh = last_caught_up_at;
     if (fresh) return since(*fresh);

@@ -51,6 +51,20 @@ Pipe::Impl::Outcome Pipe::Impl::snapshot(std::stop_token stop) {
   auto opened =
       with_retry({Operation::BeginSnapshot, {}}, &Settings::setup_retry, stop,
                  [&](ExecContext& ctx) { return ex.snapshot->begin(defs, keep_slot, ctx); });
+  // From here the view is released however Snapshot ends: an exported snapshot left open holds
+  // back vacuum on the source for as long as the pipe sits Failed.
+  struct EndView {
+    Impl& self;
+    std::stop_token stop;
+    ~EndView() {
+      try {
+        ExecContext ctx = self.context(stop);
+        self.ex.snapshot->end(ctx);
+      } catch (const std::exception& e) {
+        self.log->warn("snapshot: releasing the view failed: {}", e.what());
+      }
+    }
+  } end_view{*this, stop};
   if (keep_slot && !opened) throw FatalError("snapshot: the copier returned no replication slot");
   bool adopted = false;
   if (opened) {
@@ -77,18 +91,6 @@ Pipe::Impl::Outcome Pipe::Impl::snapshot(std::stop_token stop) {
     with_retry({Operation::CreateResyncTables, {}}, &Settings::setup_retry, stop,
                [&](ExecContext& ctx) { ex.table_setup->create_tables(defs, target, ctx); });
   }
-  struct EndView {
-    Impl& self;
-    std::stop_token stop;
-    ~EndView() {
-      try {
-        ExecContext ctx = self.context(stop);
-        self.ex.snapshot->end(ctx);
-      } catch (const std::exception& e) {
-        self.log->warn("snapshot: releasing the view failed: {}", e.what());
-      }
-    }
-  } end_view{*this, stop};
 
   for (const auto& def : defs) plan(def, stop);
   copy_partitions(defs, target, stop);

@@ -94,7 +94,10 @@ TEST(PipesConfig, TwoPipesThatWouldWriteOneClickHouseTableAreRefused) {
   EXPECT_EQ(e->field(), "pipes[1].tables");
   EXPECT_NE(std::string(e->what()).find("'orders' and 'users'"), std::string::npos) << e->what();
 
-  j["pipes"][1]["tables"] = {"public.orders_old"};  // a name a resync of the other would take
+  j["pipes"][1]["tables"] = {"public.orders_old"};  // a name a resync would take
+  EXPECT_EQ(field_of(j), "pipes[1].tables[0]");
+  j["pipes"][1]["tables"] = {"a.b"};
+  j["pipes"][0]["tables"] = {"public.a_b"};  // both land in ClickHouse table a_b
   EXPECT_EQ(field_of(j), "pipes[1].tables");
   j["pipes"][1]["tables"] = {"public.users"};
   EXPECT_EQ(field_of(j), "(accepted)");

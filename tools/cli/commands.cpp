@@ -54,6 +54,16 @@ void only_fields(const json& body, std::initializer_list<std::string_view> allow
   }
 }
 
+std::mutex& commands_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+TableCheck& table_check() {  // under commands_mutex
+  static TableCheck check;
+  return check;
+}
+
 CommandResult run(Pipe& p, const std::string& what, const json& body) {
   if (what == "pause" || what == "stop") {
     only_fields(body, {});
@@ -82,7 +92,9 @@ CommandResult run(Pipe& p, const std::string& what, const json& body) {
   }
   if (what == "add-table") {
     only_fields(body, {"tables"});
-    return p.add_tables(tables_of(body, true));
+    std::vector<TableRef> tables = tables_of(body, true);
+    if (const TableCheck& check = table_check()) check(p.id(), tables);
+    return p.add_tables(std::move(tables));
   }
   if (what == "remove-table") {
     only_fields(body, {"tables"});
@@ -111,12 +123,12 @@ CommandResult run(Pipe& p, const std::string& what, const json& body) {
                                     "cancel-add, update-settings, delete, start, stop)");
 }
 
-std::mutex& commands_mutex() {
-  static std::mutex mu;
-  return mu;
-}
-
 }  // namespace
+
+void set_table_check(TableCheck check) {
+  std::lock_guard lk(commands_mutex());
+  table_check() = std::move(check);
+}
 
 void reap_terminated(PipeService& service) noexcept {
   try {

@@ -2,9 +2,11 @@
 // files in the store's control directory and the HTTP API.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "clickpipe/runtime/pipe_service.hpp"
 
@@ -27,6 +29,12 @@ nlohmann::json execute_command(PipeService& service, const std::string& id,
 // Lets the service forget pipes that reached Terminated (their records are gone), under the
 // commands' lock. The run loop calls it, so a deleted pipe leaves status and metrics.
 void reap_terminated(PipeService& service) noexcept;
+
+// Asked before add-table carries out: throws InvalidField (the command is then invalid, nothing
+// changed) when `tables`, going to pipe `id`, may not join it, e.g. because another pipe of the
+// process writes the same ClickHouse table. `run` sets it once, before any command arrives.
+using TableCheck = std::function<void(const std::string& id, const std::vector<TableRef>& tables)>;
+void set_table_check(TableCheck check);
 
 // The HTTP status for a result's S: accepted and queued 200, rejected 409, invalid 400,
 // not_found 404, unavailable 503.

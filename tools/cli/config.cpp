@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -259,32 +260,53 @@ CliConfig parse_config(const json& j) {
   return c;
 }
 
-void check_unique_ids(const std::vector<PipeEntry>& pipes, const std::string& where) {
-  // Two pipes writing one ClickHouse table would mix their rows, and a resync or a delete of one
-  // would swap or drop the other's table: pipes on one destination database take disjoint names.
-  for (std::size_t i = 0; i < pipes.size(); ++i) {
-    for (std::size_t k = 0; k < i; ++k) {
-      const auto& a = pipes[k].executors.destination;
-      const auto& b = pipes[i].executors.destination;
-      if (a.url != b.url || a.database != b.database) continue;
-      std::vector<TableRef> both = pipes[k].pipe.tables;
-      both.insert(both.end(), pipes[i].pipe.tables.begin(), pipes[i].pipe.tables.end());
-      try {
-        pg_to_clickhouse::check_destination_names(both);
-      } catch (const InvalidField&) {
-        throw InvalidField("pipes[" + std::to_string(i) + "].tables",
-                           "pipes '" + pipes[k].pipe.id + "' and '" + pipes[i].pipe.id +
-                               "' would write the same ClickHouse table in database " + b.database +
-                               where + ": give each pipe its own tables");
-      }
-    }
+bool same_destination(const clickhouse::ClientSettings& a, const clickhouse::ClientSettings& b) {
+  const auto norm = [](std::string url) {
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    for (char& c : url) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return url;
+  };
+  return a.database == b.database && norm(a.url) == norm(b.url);
+}
+
+void check_tables_apart(const std::string& id, std::span<const TableRef> adding,
+                        const std::string& other, std::span<const TableRef> others_tables,
+                        const std::string& field) {
+  try {
+    pg_to_clickhouse::check_destination_names(adding);  // a clash of its own, named as such
+  } catch (const InvalidField& e) {
+    const std::string sub = e.field().rfind("tables", 0) == 0 ? e.field().substr(6) : "";
+    throw InvalidField(field + sub, reason_of(e));
   }
+  std::vector<TableRef> both(others_tables.begin(), others_tables.end());
+  both.insert(both.end(), adding.begin(), adding.end());
+  try {
+    pg_to_clickhouse::check_destination_names(both);
+  } catch (const InvalidField&) {
+    throw InvalidField(field, "pipes '" + other + "' and '" + id +
+                                  "' would write the same ClickHouse table (or one a resync of "
+                                  "either makes): give each pipe its own tables");
+  }
+}
+
+void check_unique_ids(const std::vector<PipeEntry>& pipes, const std::string& where) {
   for (std::size_t i = 0; i < pipes.size(); ++i) {
     for (std::size_t k = 0; k < i; ++k) {
       if (pipes[i].pipe.id == pipes[k].pipe.id) {
         throw InvalidField(pipes.size() == 1 ? "id" : "pipes[" + std::to_string(i) + "].id",
                            "the id '" + pipes[i].pipe.id + "' is given twice" + where);
       }
+    }
+  }
+  // Two pipes writing one ClickHouse table would mix their rows, and a resync or a delete of one
+  // would swap or drop the other's table: pipes on one destination database take disjoint names.
+  for (std::size_t i = 0; i < pipes.size(); ++i) {
+    const std::string field = "pipes[" + std::to_string(i) + "].tables";
+    for (std::size_t k = 0; k < i; ++k) {
+      if (!same_destination(pipes[k].executors.destination, pipes[i].executors.destination))
+        continue;
+      check_tables_apart(pipes[i].pipe.id, pipes[i].pipe.tables, pipes[k].pipe.id,
+                         pipes[k].pipe.tables, field);
     }
   }
 }

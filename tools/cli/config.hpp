@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <nlohmann/json_fwd.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,17 @@ CliConfig parse_config(const nlohmann::json& j);
 // Throws InvalidField naming the id given twice (`where` ends the message, e.g. " across the
 // config files").
 void check_unique_ids(const std::vector<PipeEntry>& pipes, const std::string& where);
+
+// Whether two pipes write the same ClickHouse database: the same database name on the same URL
+// (compared without case and trailing slashes).
+bool same_destination(const clickhouse::ClientSettings& a, const clickhouse::ClientSettings& b);
+
+// Throws InvalidField naming `field` when `adding`, going to pipe `id`, would land in a
+// ClickHouse table that `other` (another pipe on the same database) writes, or in one of the
+// names a resync of either gives its copies.
+void check_tables_apart(const std::string& id, std::span<const TableRef> adding,
+                        const std::string& other, std::span<const TableRef> others_tables,
+                        const std::string& field);
 
 // parse_config over a file; a file that is not JSON throws nlohmann::json::exception.
 CliConfig read_config(const std::filesystem::path& path);

@@ -308,8 +308,12 @@ void HttpApi::Impl::command(const httplib::Request& req, httplib::Response& res,
   // A web page in a browser on this machine may POST here too; it cannot send application/json
   // without a preflight this server never answers, and it always names its Origin. Neither is
   // asked of curl or a script, so both close that door and cost an operator nothing.
-  const std::string type = req.get_header_value("Content-Type");
-  const bool json_type = type.rfind("application/json", 0) == 0;
+  // The media type alone, compared as the RFC says: case-insensitively, parameters aside.
+  std::string type = req.get_header_value("Content-Type");
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const bool json_type = type == "application/json";
   if (req.has_header("Origin")) {
     result = outcome("invalid", "requests from a web page (with an Origin header) are refused");
     reply(res, 403, result);

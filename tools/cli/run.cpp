@@ -126,6 +126,33 @@ int run(const CliConfig& cfg, const RunOptions& options) {
                                     [&](const BrokenRecord& b) { return b.name == e.pipe.id; });
     if (!broken && !service.get(e.pipe.id)) service.create(e.pipe);
   }
+  // Tables one pipe adds must stay out of the others' ClickHouse tables (a resync or a delete of
+  // one would swap or drop them): checked against what each pipe holds now, not the config.
+  auto apart = [&service, &entries](const std::string& id, const std::vector<TableRef>& adding,
+                                    const std::string& field) {
+    const auto mine = entries.find(id);
+    if (mine == entries.end()) return;
+    for (const PipeStatus& s : service.statuses()) {
+      const auto other = entries.find(s.id);
+      if (s.id == id || other == entries.end() ||
+          !same_destination(mine->second->executors.destination,
+                            other->second->executors.destination)) {
+        continue;
+      }
+      check_tables_apart(id, adding, s.id, s.tables, field);
+    }
+  };
+  set_table_check([apart](const std::string& id, const std::vector<TableRef>& adding) {
+    apart(id, adding, "tables");
+  });
+  // Pipes saved before this check (or by another config) may already share one: said loudly.
+  for (const PipeStatus& s : service.statuses()) {
+    try {
+      apart(s.id, s.tables, "tables");
+    } catch (const InvalidField& e) {
+      log_event(*log, spdlog::level::err, s.id, "table_clash", e.what(), json::object());
+    }
+  }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
@@ -170,7 +197,8 @@ int run(const CliConfig& cfg, const RunOptions& options) {
   }
   log_event(*log, spdlog::level::info, "", "stopping", "stopping: saving and joining",
             json::object());
-  api.reset();  // no command arrives while the pipes stop
+  api.reset();               // no command arrives while the pipes stop
+  set_table_check(nullptr);  // it holds the service
   service.shutdown();
   // No live status survives the process: `clickpipe status` reads the saved records again.
   telemetry->refresh({}, {});

@@ -1,5 +1,6 @@
 #include "slot_monitor.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -13,15 +14,21 @@
 
 namespace clickpipe::cli {
 
+namespace {
+constexpr std::chrono::seconds kConnectTimeout{5};
+}  // namespace
+
 SlotMonitor::SlotMonitor(std::map<std::string, postgres::ConnectionSettings> sources,
                          Telemetry& telemetry, std::shared_ptr<spdlog::logger> log,
                          std::chrono::milliseconds every)
     : sources_(std::move(sources)), telemetry_(telemetry), log_(std::move(log)) {
+  // A source that does not answer must not hold a pass (or the process's stop) for long.
+  for (auto& [id, s] : sources_) s.connect_timeout = std::min(s.connect_timeout, kConnectTimeout);
   thread_ = std::jthread([this, every](std::stop_token stop) {
     std::mutex mu;
     std::condition_variable_any cv;
     while (!stop.stop_requested()) {
-      poll_once();
+      poll_once(stop);
       std::unique_lock lk(mu);
       cv.wait_for(lk, stop, every, [] { return false; });
     }
@@ -33,8 +40,10 @@ SlotMonitor::~SlotMonitor() {
   if (thread_.joinable()) thread_.join();
 }
 
-void SlotMonitor::poll_once() {
+void SlotMonitor::poll_once(std::stop_token stop) {
+  std::lock_guard lk(mu_);
   for (const auto& [id, source] : sources_) {
+    if (stop.stop_requested()) return;
     std::optional<SlotSample> sample;
     std::string error;
     try {

@@ -6,7 +6,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -32,13 +34,14 @@ class SlotMonitor {
   SlotMonitor(const SlotMonitor&) = delete;
   SlotMonitor& operator=(const SlotMonitor&) = delete;
 
-  // One pass over every source, on the caller's thread (tests, and the thread's loop).
-  void poll_once();
+  // One pass over every source, on the caller's thread; ends early once `stop` is requested.
+  void poll_once(std::stop_token stop = {});
 
  private:
   std::map<std::string, postgres::ConnectionSettings> sources_;
   Telemetry& telemetry_;
   std::shared_ptr<spdlog::logger> log_;
+  std::mutex mu_;                               // one pass at a time
   std::map<std::string, std::string> failing_;  // pipe id -> the error last logged
   std::jthread thread_;
 };
