@@ -21,6 +21,7 @@ layer_of() {
     postgres/* | src/postgres/*) echo postgres ;;
     clickhouse/* | src/clickhouse/*) echo clickhouse ;;
     pg_to_clickhouse/* | src/pg_to_clickhouse/*) echo pg_to_clickhouse ;;
+    cluster/* | src/cluster/*) echo cluster ;;
     testing/* | src/testing/*) echo testing ;;
     clickpipe.hpp) echo umbrella ;;
     *) echo unknown ;;
@@ -38,6 +39,7 @@ declare -A allowed=(
   [postgres]="model values formatting"
   [clickhouse]="model values formatting"
   [pg_to_clickhouse]="model values formatting executors postgres clickhouse"
+  [cluster]="model values formatting executors store runtime postgres"
   [testing]="model values formatting executors store runtime"
   [umbrella]="model values formatting executors store runtime"
 )
@@ -48,6 +50,7 @@ declare -A forbidden=(
   [values]='^(spdlog|nlohmann|libpq|curl)/|^libpq-fe\.h$'
   [executors]='^(nlohmann|libpq|curl)/|^libpq-fe\.h$'
   [postgres]='^curl/'
+  [cluster]='^curl/|^nlohmann/'
   [clickhouse]='^libpq-fe\.h$|^libpq/'
   [runtime]='^nlohmann/|^libpq-fe\.h$|^curl/'
 )

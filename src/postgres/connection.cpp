@@ -43,8 +43,11 @@ bool is_transient_sqlstate(std::string_view s) {
   if (s.size() != 5) return false;
   const std::string_view cls = s.substr(0, 2);
   // 08 connection, 40 rollback (serialization, deadlock), 53 resources, 57 operator
-  // intervention (shutdown, cancel), 58 system (I/O); 55P03 lock not available.
-  return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58" || s == "55P03";
+  // intervention (shutdown, cancel), 58 system (I/O); 55P03 lock not available; 55006 object in
+  // use: a slot still held by the walsender of a stream that is going away (a worker killed or
+  // handing its pipe over), free once that walsender notices.
+  return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58" ||
+         s == "55P03" || s == "55006";
 }
 
 void throw_pg_error(const std::string& message, const std::string& sqlstate) {

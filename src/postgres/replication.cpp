@@ -131,7 +131,7 @@ void drop_slot(Connection& sql, const std::string& slot) {
           "slot_name = $1",
           {slot});
       return;
-    } catch (const PgFatalError& e) {
+    } catch (const PgTransientError& e) {
       if (e.sqlstate() != "55006" || attempt == 100) throw;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

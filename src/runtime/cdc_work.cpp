@@ -59,7 +59,10 @@ Pipe::Impl::Outcome Pipe::Impl::stream(std::stop_token stop) {
         CdcBatch batch = ex.cdc->pull(bctx);
         const TimePoint pulled = clock->now();
         if (stop.stop_requested()) break;  // dropped unconfirmed: replayed after resume
-        if (!batch.changes.empty() || !batch.schema_changes.empty()) ex.cdc->apply(batch, bctx);
+        if (!batch.changes.empty() || !batch.schema_changes.empty()) {
+          check_writer();
+          ex.cdc->apply(batch, bctx);
+        }
         // Applied: now saved, and only then confirmed to the source.
         if (batch.end > *confirmed || !batch.changes.empty() || !batch.schema_changes.empty()) {
           const Lsn end = std::max(batch.end, *confirmed);

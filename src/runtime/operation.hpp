@@ -29,6 +29,7 @@ enum class Operation : std::uint8_t {
   SavePartition,          // "store: save partition"
   SaveTableSet,           // "store: save table set"
   SaveCdcPosition,        // "store: save CDC position"
+  CheckWriter,            // "store: check the lease"
 };
 
 std::string_view to_string(Operation operation) noexcept;

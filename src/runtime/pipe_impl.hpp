@@ -167,6 +167,9 @@ struct Pipe::Impl : ProgressSink {
   ApplyResult transition_locked(Trigger trigger, const std::string& error = {},
                                 const std::function<void(Durable&)>& edit = {});
   void save_locked();
+  // StateStore::check_writer before a destination write; a refusal stops the work as a refused
+  // save does (throws StoreCannotSave).
+  void check_writer();
   void save_with_retry(Operation what, std::stop_token stop,
                        const std::function<void(Durable&)>& edit);
   void after_transition_locked(const Transition& t, const std::string& error, TimePoint now);

@@ -37,6 +37,7 @@ PipeService::PipeService(ServiceOptions options) : options_(std::move(options)) 
   }
   reaper_ = std::make_shared<Reaper>(options_.store, options_.logger);
 
+  if (!options_.restore) return;
   LoadResult loaded = options_.store->load_all();
   broken_ = std::move(loaded.broken);
   for (const auto& b : broken_) {
@@ -85,14 +86,41 @@ Pipe& PipeService::create(PipeConfig config) {
   }
   const std::string id = config.id;
   const Mode mode = config.mode;
-  auto pipe =
-      std::make_unique<Pipe>(std::move(config), options_.executors(id, mode), pipe_options(id));
+  return start_locked(
+      std::make_unique<Pipe>(std::move(config), options_.executors(id, mode), pipe_options(id)));
+}
+
+Pipe& PipeService::adopt(const PipeRecord& record) {
+  PipeConfig{record.id, record.lifecycle.mode(), record.tables, record.settings}.validate();
+  reap();
+  std::lock_guard lk(mu_);
+  if (pipes_.count(record.id)) {
+    throw StoreError(StoreErrorCode::AlreadyExists, "pipe '" + record.id + "' runs here already");
+  }
+  return start_locked(std::make_unique<Pipe>(
+      record, options_.executors(record.id, record.lifecycle.mode()), pipe_options(record.id)));
+}
+
+Pipe& PipeService::start_locked(std::unique_ptr<Pipe> pipe) {
   for (const auto& l : options_.listeners) pipe->add_listener(l);
   pipe->add_listener(reaper_);
   Pipe& p = *pipe;
-  pipes_.emplace(id, std::move(pipe));
+  pipes_.emplace(p.id(), std::move(pipe));
   p.start();
   return p;
+}
+
+bool PipeService::release(const std::string& id) {
+  std::unique_ptr<Pipe> gone;
+  {
+    std::lock_guard lk(mu_);
+    auto it = pipes_.find(id);
+    if (it == pipes_.end()) return false;
+    gone = std::move(it->second);
+    pipes_.erase(it);
+  }
+  gone->shutdown();  // outside the lock: joining its workers may take a moment
+  return true;
 }
 
 Pipe* PipeService::get(const std::string& id) {

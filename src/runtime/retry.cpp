@@ -31,6 +31,7 @@ std::string_view to_string(Operation operation) noexcept {
     case Operation::SavePartition: return "store: save partition";
     case Operation::SaveTableSet: return "store: save table set";
     case Operation::SaveCdcPosition: return "store: save CDC position";
+    case Operation::CheckWriter: return "store: check the lease";
   }
   return "unknown operation";
 }

@@ -60,6 +60,19 @@ void Pipe::Impl::save_locked() {
   if (store) store->save(runtime_detail::to_record(id, d));
 }
 
+void Pipe::Impl::check_writer() {
+  if (!store) return;
+  try {
+    store->check_writer(id);
+  } catch (const StoreError& e) {
+    std::unique_lock lk(mu);
+    const std::string message = record_store_failure_locked(Operation::CheckWriter, 1, e);
+    lk.unlock();
+    deliver();
+    throw runtime_detail::StoreCannotSave(message);
+  }
+}
+
 // Changes what is saved outside a transition (definitions, plans, done partitions, CDC
 // positions): applies `edit`, saves, and on a transient store error puts it back, waits and tries
 // again until it is saved or `stop` is requested (then throws Cancelled). Any other store error

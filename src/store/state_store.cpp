@@ -11,6 +11,7 @@ std::string_view to_string(StoreErrorCode code) noexcept {
     case StoreErrorCode::NotFound: return "not_found";
     case StoreErrorCode::Locked: return "locked";
     case StoreErrorCode::Refused: return "refused";
+    case StoreErrorCode::Fenced: return "fenced";
   }
   return "unavailable";
 }

@@ -48,6 +48,7 @@ TEST(Postgres, SqlErrorsAreClassified) {
   EXPECT_EQ(missing->sqlstate(), "42P01");
   EXPECT_TRUE(is_transient_sqlstate("40001"));
   EXPECT_TRUE(is_transient_sqlstate("08006"));
+  EXPECT_TRUE(is_transient_sqlstate("55006"));  // a slot held by a walsender going away
   EXPECT_FALSE(is_transient_sqlstate("23505"));
 }
 

@@ -28,6 +28,10 @@ struct ServiceOptions {
   std::shared_ptr<HealthPolicy> health;
   std::size_t max_concurrent_partitions = 0;                   // across all pipes; 0: no bound
   std::vector<std::shared_ptr<TransitionListener>> listeners;  // given to every pipe
+  // Whether the service runs every pipe in the store when it starts (one process, one store).
+  // false: it starts empty and runs what it is given through adopt() (a cluster worker runs only
+  // the pipes it holds a lease on).
+  bool restore = true;
 };
 
 // Threading: every member function may be called from any thread, except from a pipe's listener
@@ -44,6 +48,13 @@ class PipeService {
   // Creates, saves and starts a pipe. Throws InvalidField for a bad config and StoreError when
   // the id is taken (a broken record keeps its id taken: it is never overwritten).
   Pipe& create(PipeConfig config);
+  // Restores a saved pipe and starts it, as the constructor does for each record (the store
+  // must let this process save it). Throws StoreError (AlreadyExists) when the service runs it
+  // already, InvalidField for a record whose id or config is not valid.
+  Pipe& adopt(const PipeRecord& record);
+  // Stops a pipe (its saved record stays as it is, for another process to resume) and forgets
+  // it; false when there is no such pipe. Do not call it while another thread uses the Pipe.
+  bool release(const std::string& id);
   // nullptr when there is no such pipe. The pointer stays valid until the pipe is Terminated and
   // a later call to the service forgets it.
   Pipe* get(const std::string& id);
@@ -63,6 +74,7 @@ class PipeService {
  private:
   PipeOptions pipe_options(const std::string& id);
   void reap();  // forgets pipes that reached Terminated
+  Pipe& start_locked(std::unique_ptr<Pipe> pipe);  // under mu_
 
   ServiceOptions options_;
   std::shared_ptr<ConcurrencyLimit> limit_;

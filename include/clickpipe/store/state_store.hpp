@@ -23,6 +23,8 @@ enum class StoreErrorCode : std::uint8_t {
   NotFound,       // no such record
   Locked,         // another process holds the store
   Refused,        // the operating system refuses access (permissions, a read-only file system)
+  Fenced,         // this process no longer owns the pipe (its lease ran out or another worker
+                  // took the pipe over): it must stop the pipe and write nothing more for it
 };
 
 std::string_view to_string(StoreErrorCode code) noexcept;
@@ -55,6 +57,11 @@ class StateStore {
   virtual void remove(const std::string& id) = 0;
   // Whether a record (readable or broken) holds `id`: a new pipe may not take it.
   virtual bool holds(const std::string& id) = 0;
+  // Called by the runtime before each write to the destination (a CDC batch, a partition, tables
+  // made or swapped): throws StoreError (Fenced) when this process may no longer write for pipe
+  // `id`, so that a worker whose lease ran out stops before it writes rather than at its next
+  // save. Must be cheap (no round trip). Default: a store held by one process always may.
+  virtual void check_writer(const std::string& id) { (void)id; }
 };
 
 }  // namespace clickpipe
