@@ -154,7 +154,7 @@ void ClusterWorker::balance() {
 void ClusterWorker::answer_commands() {
   for (const StoreCommand& c : options_.store->take_commands()) {
     std::string answer;
-    options_.exclusive([&] { answer = options_.on_command(*service_, c.pipe_id, c.body); });
+    answer = options_.on_command(*service_, c.pipe_id, c.body);
     options_.store->answer_command(c.seq, answer);
   }
 }

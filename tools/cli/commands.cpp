@@ -130,6 +130,11 @@ void set_table_check(TableCheck check) {
   table_check() = std::move(check);
 }
 
+void with_commands_lock(const std::function<void()>& f) {
+  std::lock_guard lk(commands_mutex());
+  f();
+}
+
 void reap_terminated(PipeService& service) noexcept {
   try {
     std::lock_guard lk(commands_mutex());

@@ -30,6 +30,9 @@ nlohmann::json execute_command(PipeService& service, const std::string& id,
 // commands' lock. The run loop calls it, so a deleted pipe leaves status and metrics.
 void reap_terminated(PipeService& service) noexcept;
 
+// Runs `f` while no command is being carried out (a cluster worker forgets pipes inside it).
+void with_commands_lock(const std::function<void()>& f);
+
 // Asked before add-table carries out: throws InvalidField (the command is then invalid, nothing
 // changed) when `tables`, going to pipe `id`, may not join it, e.g. because another pipe of the
 // process writes the same ClickHouse table. `run` sets it once, before any command arrives.

@@ -239,11 +239,56 @@ PipeEntry read_pipe(const json& j, const std::string& p, const json& top) {
 
 }  // namespace
 
+bool is_postgres_store(const std::string& store) {
+  return store.starts_with("postgres://") || store.starts_with("postgresql://");
+}
+
+cluster::PgStoreOptions pg_store_options(const std::string& url, const std::string& field) {
+  if (!is_postgres_store(url)) {
+    throw InvalidField(field, "expected a postgres:// or postgresql:// URL");
+  }
+  const std::size_t start = url.find("://") + 3;
+  const std::size_t at = url.find('@', start);
+  const std::size_t slash = url.find('/', start);
+  if (at != std::string::npos && (slash == std::string::npos || at < slash) &&
+      url.substr(start, at - start).find(':') != std::string::npos) {
+    throw InvalidField(field,
+                       "the URL carries a password: give it in PGPASSWORD, ~/.pgpass or "
+                       "store.password_env instead");
+  }
+  cluster::PgStoreOptions o;
+  o.connection.conninfo = url;
+  cluster::validate(o);
+  return o;
+}
+
+namespace {
+
+// "store": a directory, a PostgreSQL URL, or an object for the PostgreSQL store.
+void read_store(const json& j, CliConfig& c) {
+  const json& s = need(j, "", "store");
+  if (!s.is_object()) {
+    c.store = text(j, "", "store");
+    if (is_postgres_store(c.store)) c.pg_store = pg_store_options(c.store, "store");
+    return;
+  }
+  object(s, "store", {"url", "schema", "lease_ms", "password_env"});
+  c.store = text(s, "store", "url");
+  cluster::PgStoreOptions o = pg_store_options(c.store, "store.url");
+  if (s.contains("schema")) o.schema = text(s, "store", "schema");
+  o.lease = std::chrono::milliseconds(whole(s, "store", "lease_ms", 100, kMaxMs, 10000));
+  if (s.contains("password_env")) o.connection.password = secret(s, "store");
+  cluster::validate(o);
+  c.pg_store = std::move(o);
+}
+
+}  // namespace
+
 CliConfig parse_config(const json& j) {
   CliConfig c;
   if (j.is_object() && j.contains("pipes")) {
     object(j, "", {"store", "source", "destination", "pipes"});
-    c.store = text(j, "", "store");
+    read_store(j, c);
     const json& pipes = j.at("pipes");
     if (!pipes.is_array() || pipes.empty()) throw InvalidField("pipes", "expected a list of pipes");
     for (std::size_t i = 0; i < pipes.size(); ++i) {
@@ -253,7 +298,7 @@ CliConfig parse_config(const json& j) {
     }
   } else {
     object(j, "", {"id", "mode", "store", "source", "destination", "tables", "settings"});
-    c.store = text(j, "", "store");
+    read_store(j, c);
     c.pipes.push_back(read_pipe(j, "", j));
   }
   check_unique_ids(c.pipes, "");

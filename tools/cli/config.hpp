@@ -3,11 +3,13 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "clickpipe/cluster/pg_store.hpp"
 #include "clickpipe/pg_to_clickhouse/executors.hpp"
 #include "clickpipe/runtime/pipe.hpp"
 #include "clickpipe/table.hpp"
@@ -20,10 +22,20 @@ struct PipeEntry {
 };
 
 struct CliConfig {
-  std::string store;
+  std::string store;  // a directory, or the PostgreSQL store's URL (for messages; no password)
+  // When "store" names PostgreSQL: the workers share the pipes (docs/scale-out.md).
+  std::optional<cluster::PgStoreOptions> pg_store;
   std::vector<PipeEntry> pipes;  // at least one; ids unique
 };
 
+// Whether a --store or "store" value names a PostgreSQL store (postgres:// or postgresql://).
+bool is_postgres_store(const std::string& store);
+
+// A PostgreSQL store from its URL: refused (InvalidField naming `field`) when the URL carries a
+// password (give it in PGPASSWORD, ~/.pgpass or store.password_env instead).
+cluster::PgStoreOptions pg_store_options(const std::string& url, const std::string& field);
+
+// "store" is a directory, a postgres:// URL, or {"url", "schema", "lease_ms", "password_env"}.
 // Either a single pipe ({"id", "mode", "store", "source", "destination", "tables", "settings"})
 // or several ({"store", "source", "destination", "pipes": [{"id", "mode", "tables", "settings",
 // and optionally their own "source"/"destination"}, ...]}).

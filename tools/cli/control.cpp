@@ -363,11 +363,17 @@ int send(const std::string& store, const std::string& id, json command) {
     return 1;
   }
   ::unlinkat(dir_fd.get(), result.c_str(), 0);
-  const json r = why.empty() ? json::parse(text, nullptr, false) : json();
+  if (!why.empty()) {
+    fmt::print(stderr, "the answer {}/{} cannot be used: it {}\n", dir.string(), result, why);
+    return 1;
+  }
+  return print_answer(json::parse(text, nullptr, false), dir.string() + "/" + result);
+}
+
+int print_answer(const json& r, const std::string& where) {
   const auto it_status = r.is_object() ? r.find("status") : r.end();
-  if (!why.empty() || !r.is_object() || it_status == r.end() || !it_status->is_string()) {
-    fmt::print(stderr, "the answer {}/{} cannot be used{}\n", dir.string(), result,
-               why.empty() ? "" : ": it " + why);
+  if (!r.is_object() || it_status == r.end() || !it_status->is_string()) {
+    fmt::print(stderr, "the answer {} cannot be used\n", where);
     return 1;
   }
   const std::string st = it_status->get<std::string>();

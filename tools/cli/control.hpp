@@ -71,4 +71,8 @@ class CommandInbox {
 // typed reason. Returns the exit status: 0 only when accepted or queued.
 int send(const std::string& store, const std::string& id, nlohmann::json command);
 
+// Prints a command's answer as send does (its status and message: on stdout when taken, else on
+// stderr) and returns the exit status; `where` names the answer when it cannot be used.
+int print_answer(const nlohmann::json& answer, const std::string& where);
+
 }  // namespace clickpipe::cli

@@ -326,7 +326,7 @@ void HttpApi::Impl::command(const httplib::Request& req, httplib::Response& res,
   } else if (!body.complete) {
     result = outcome("invalid", "the body could not be read");
     reply(res, 400, result);
-  } else if (!runs(id)) {
+  } else if (!runs(id) && !options.forward) {
     result = outcome("not_found", "no pipe '" + id + "'");
     reply(res, 404, result);
   } else {
@@ -339,7 +339,10 @@ void HttpApi::Impl::command(const httplib::Request& req, httplib::Response& res,
       result =
           outcome("invalid", "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
     }
-    if (result.is_null()) result = execute_command(service, id, parsed);
+    // A pipe another worker runs: the command goes through the store (and waits for its answer).
+    if (result.is_null()) {
+      result = runs(id) ? execute_command(service, id, parsed) : options.forward(id, parsed);
+    }
     reply(res, http_status_for(result.value("status", std::string("invalid"))), result);
   }
   log_command(spdlog::level::info, id, loggable_command(parsed), result);

@@ -14,7 +14,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 
@@ -36,6 +38,10 @@ struct HttpOptions {
   std::uint16_t port = 0;            // 0: any free port (tests)
   bool allow_remote = false;         // --listen-remote
   std::optional<std::string> token;  // CLICKPIPE_API_TOKEN
+  // Carries out a command for a pipe this process does not run (a cluster worker sends it to the
+  // pipe's owner through the store); returns the result as execute_command does. Default: none,
+  // so such a pipe is 404.
+  std::function<nlohmann::json(const std::string& id, const nlohmann::json& body)> forward;
 };
 
 // Whether `host` names this machine's loopback interface only: 127.0.0.0/8, ::1 (also as an

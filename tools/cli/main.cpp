@@ -6,6 +6,8 @@
 //   clickpipe check-config --config pipes.json
 //   clickpipe status --store DIR [--id ID] [--json]
 //   clickpipe pause|resume|resync|retry|cancel-add --store DIR --id ID
+//   (--store postgres://USER@HOST/DB [--store-schema S]: a store shared by workers, from any
+//   host; the password from PGPASSWORD or ~/.pgpass)
 //   clickpipe add-table|remove-table --store DIR --id ID schema.table...
 //   clickpipe update-settings --store DIR --id ID KEY=VALUE...
 //   clickpipe delete --store DIR --id ID [--drop-destination]
@@ -31,6 +33,7 @@
 #include "clickpipe/json.hpp"
 #include "clickpipe/lifecycle/diagram.hpp"
 #include "clickpipe/version.hpp"
+#include "cluster_store.hpp"
 #include "config.hpp"
 #include "control.hpp"
 #include "run.hpp"
@@ -46,6 +49,7 @@ namespace {
 struct Args {
   std::vector<std::string> configs;
   std::string store;
+  std::string store_schema = "clickpipe";
   std::string id;
   std::vector<std::string> tables;
   std::vector<std::string> assignments;  // update-settings KEY=VALUE
@@ -89,6 +93,7 @@ cli::CliConfig read_configs(const std::vector<std::string>& files) {
     cli::CliConfig c = cli::read_config(files[i]);
     if (i == 0) {
       all.store = c.store;
+      all.pg_store = c.pg_store;
     } else if (fs::path(c.store).lexically_normal() != fs::path(all.store).lexically_normal()) {
       throw InvalidField("store", "every config of one process must name the same store (" +
                                       files[i] + " names another than " + files[0] + ")");
@@ -99,11 +104,26 @@ cli::CliConfig read_configs(const std::vector<std::string>& files) {
   return all;
 }
 
+// --store URL and --store-schema, checked as the config's "store" is.
+cluster::PgStoreOptions store_options(const Args& a) {
+  cluster::PgStoreOptions o = cli::pg_store_options(a.store, "--store");
+  o.schema = a.store_schema;
+  try {
+    cluster::validate(o);
+  } catch (const InvalidField& e) {
+    throw InvalidField("--store-schema", e.what());
+  }
+  return o;
+}
+
 CLI::App* add_store_and_id(CLI::App& app, const char* name, const char* description, Args& a) {
   CLI::App* sub = app.add_subcommand(name, description);
-  sub->add_option("--store", a.store, "the store directory of the running pipe")
+  sub->add_option("--store", a.store,
+                  "the store directory of the running pipe, or a postgres:// store's URL")
       ->required()
-      ->type_name("DIR");
+      ->type_name("DIR|URL");
+  sub->add_option("--store-schema", a.store_schema, "the postgres:// store's schema (clickpipe)")
+      ->type_name("SCHEMA");
   sub->add_option("--id", a.id, "the pipe's id")->required()->type_name("ID");
   return sub;
 }
@@ -170,7 +190,11 @@ int main(int argc, char** argv) {
   }
   CLI::App* status =
       app.add_subcommand("status", "Show the pipes saved in DIR: live figures while they run");
-  status->add_option("--store", a.store, "the store directory")->required()->type_name("DIR");
+  status->add_option("--store", a.store, "the store directory, or a postgres:// store's URL")
+      ->required()
+      ->type_name("DIR|URL");
+  status->add_option("--store-schema", a.store_schema, "the postgres:// store's schema")
+      ->type_name("SCHEMA");
   status->add_option("--id", a.status_id, "only this pipe")->type_name("ID");
   status->add_flag("--json", a.json, "print JSON instead of a table");
   // The commands a running pipe answers through the control channel.
@@ -229,7 +253,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "status") {
-      const json doc = cli::read_status(a.store, a.status_id);
+      const json doc = cli::is_postgres_store(a.store)
+                           ? cli::read_store_status(store_options(a), a.status_id)
+                           : cli::read_status(a.store, a.status_id);
       // Replaced, not thrown: a file name or a damaged record need not be UTF-8.
       if (a.json) {
         fmt::print("{}\n", doc.dump(2, ' ', false, json::error_handler_t::replace));
@@ -249,6 +275,7 @@ int main(int argc, char** argv) {
       }
     }
     if (cmd == "delete") command["drop_destination"] = a.drop_destination;
+    if (cli::is_postgres_store(a.store)) return cli::send_to_store(store_options(a), a.id, command);
     return cli::send(a.store, a.id, command);
   } catch (const InvalidField& e) {
     // An option's value ("--listen: ...") is a bad command line; anything else the config's.

@@ -14,8 +14,10 @@
 #include <string>
 #include <thread>
 
+#include "clickpipe/cluster/worker.hpp"
 #include "clickpipe/runtime/pipe_service.hpp"
 #include "clickpipe/store/file_store.hpp"
+#include "cluster_store.hpp"
 #include "commands.hpp"
 #include "control.hpp"
 #include "http_api.hpp"
@@ -70,17 +72,24 @@ std::string servers_key(const pg_to_clickhouse::Config& c) {
 
 int run(const CliConfig& cfg, const RunOptions& options) {
   const std::shared_ptr<spdlog::logger> log = make_logger(options.log);
-  // The store makes its own directory private (0700) and refuses one that is not, so only the
-  // parents are made here; the control and status directories inside are made and checked alike.
-  std::filesystem::path store_path = std::filesystem::path(cfg.store).lexically_normal();
-  if (!store_path.has_filename()) store_path = store_path.parent_path();  // a trailing slash
-  if (store_path.has_parent_path()) std::filesystem::create_directories(store_path.parent_path());
+  const bool cluster_mode = cfg.pg_store.has_value();
+  std::filesystem::path status_dir;
+  std::filesystem::path control;
   ServiceOptions o;
-  o.store = FileStore::open(cfg.store);
-  const std::filesystem::path control = control_dir(cfg.store);
-  make_control_dir(control);
-  const std::filesystem::path status_dir = std::filesystem::path(cfg.store) / "status";
-  make_private_dir(status_dir, "status directory");
+  if (!cluster_mode) {
+    // The store makes its own directory private (0700) and refuses one that is not, so only the
+    // parents are made here; the control and status directories inside are made and checked
+    // alike.
+    std::filesystem::path store_path = std::filesystem::path(cfg.store).lexically_normal();
+    if (!store_path.has_filename()) store_path = store_path.parent_path();  // a trailing slash
+    if (store_path.has_parent_path())
+      std::filesystem::create_directories(store_path.parent_path());
+    o.store = FileStore::open(cfg.store);
+    control = control_dir(cfg.store);
+    make_control_dir(control);
+    status_dir = std::filesystem::path(cfg.store) / "status";
+    make_private_dir(status_dir, "status directory");
+  }
 
   // The token for POSTs, checked before anything starts: a bad --listen changes nothing.
   std::optional<HttpOptions> http;
@@ -112,19 +121,57 @@ int run(const CliConfig& cfg, const RunOptions& options) {
         ex.provisioner, provisioning.at(servers_key(it->second->executors)));
     return ex;
   };
-  PipeService service(o);
+
+  std::unique_ptr<PipeService> local;
+  std::unique_ptr<cluster::ClusterWorker> worker;
+  std::unique_ptr<cluster::PgStore> client;  // sends commands for pipes other workers run
+  if (cluster_mode) {
+    cluster::PgStoreOptions so = *cfg.pg_store;
+    if (http) so.address = http->host + ":" + std::to_string(http->port);
+    client = cluster::PgStore::open(so);
+    cluster::WorkerOptions wo;
+    wo.store = cluster::PgStore::open(so);
+    wo.service = o;
+    for (const PipeEntry& e : cfg.pipes) wo.pipes.push_back(e.pipe);
+    wo.on_command = [](PipeService& service, const std::string& id, const std::string& body) {
+      const json parsed = json::parse(body, nullptr, false);
+      return execute_command(service, id, parsed.is_object() ? parsed : json::object()).dump();
+    };
+    wo.exclusive = with_commands_lock;
+    wo.on_event = [log](const cluster::WorkerEvent& e) {
+      using K = cluster::WorkerEvent::Kind;
+      const auto level = e.kind == K::Error || e.kind == K::Broken ? spdlog::level::err
+                         : e.kind == K::Fenced || e.kind == K::LeaseLost ? spdlog::level::warn
+                                                                         : spdlog::level::info;
+      log_event(*log, level, e.pipe, "worker_" + std::string(cluster::to_string(e.kind)),
+                e.message, json::object());
+    };
+    worker = std::make_unique<cluster::ClusterWorker>(std::move(wo));
+  } else {
+    local = std::make_unique<PipeService>(o);
+  }
+  PipeService& service = cluster_mode ? worker->service() : *local;
   // Bound before any pipe is created: a port in use stops the run with nothing new made.
   std::unique_ptr<HttpApi> api;
-  if (http) api = std::make_unique<HttpApi>(service, *telemetry, *http, log);
+  if (http) {
+    if (cluster_mode) {
+      http->forward = [&client](const std::string& id, const json& body) {
+        return send_through_store(*client, id, body);
+      };
+    }
+    api = std::make_unique<HttpApi>(service, *telemetry, *http, log);
+  }
   for (const auto& b : service.broken()) {
     log_event(*log, spdlog::level::err, b.name, "broken_record",
               "record cannot be read and is not run: " + b.reason, json{{"reason", b.reason}});
   }
-  for (const PipeEntry& e : cfg.pipes) {
-    // A broken record keeps its id taken; the other pipes run all the same.
-    const bool broken = std::any_of(service.broken().begin(), service.broken().end(),
-                                    [&](const BrokenRecord& b) { return b.name == e.pipe.id; });
-    if (!broken && !service.get(e.pipe.id)) service.create(e.pipe);
+  if (!cluster_mode) {
+    for (const PipeEntry& e : cfg.pipes) {
+      // A broken record keeps its id taken; the other pipes run all the same.
+      const bool broken = std::any_of(service.broken().begin(), service.broken().end(),
+                                      [&](const BrokenRecord& b) { return b.name == e.pipe.id; });
+      if (!broken && !service.get(e.pipe.id)) service.create(e.pipe);
+    }
   }
   // Tables one pipe adds must stay out of the others' ClickHouse tables (a resync or a delete of
   // one would swap or drop them): checked against what each pipe holds now, not the config.
@@ -164,45 +211,56 @@ int run(const CliConfig& cfg, const RunOptions& options) {
   SlotMonitor slots(sources, *telemetry, log);
 
   json started{{"store", cfg.store}, {"pipes", json::array()}};
+  if (cluster_mode) started["worker"] = worker->worker_id();
   for (const PipeEntry& e : cfg.pipes) started["pipes"].push_back(e.pipe.id);
   if (api) started["listen"] = http->host + ":" + std::to_string(api->port());
   log_event(*log, spdlog::level::info, "", "started",
-            "running " + std::to_string(cfg.pipes.size()) +
-                " pipe(s); SIGINT or SIGTERM stops "
-                "them, a later run resumes them",
+            cluster_mode ? "worker of a shared store, for " + std::to_string(cfg.pipes.size()) +
+                               " pipe(s); SIGINT or SIGTERM hands its pipes over"
+                         : "running " + std::to_string(cfg.pipes.size()) +
+                               " pipe(s); SIGINT or SIGTERM stops them, a later run resumes them",
             started);
 
   ProgressLog progress(log);
-  CommandInbox inbox(service, control, log);
+  std::unique_ptr<CommandInbox> inbox;
+  if (!cluster_mode) inbox = std::make_unique<CommandInbox>(service, control, log);
   std::string publish_error;  // the last one logged, so a lasting problem is logged once
   auto sample = [&] {
     reap_terminated(service);
     const std::vector<PipeStatus> statuses = service.statuses();
     telemetry->refresh(statuses, service.broken());
-    if (std::string err = telemetry->publish(status_dir); err != publish_error) {
-      if (!err.empty())
-        log_event(*log, spdlog::level::warn, "", "status_not_published", err, json::object());
-      publish_error = err;
+    if (!cluster_mode) {
+      if (std::string err = telemetry->publish(status_dir); err != publish_error) {
+        if (!err.empty())
+          log_event(*log, spdlog::level::warn, "", "status_not_published", err, json::object());
+        publish_error = err;
+      }
     }
     progress.log_if_due(statuses, std::chrono::system_clock::now());
   };
   auto last_sample = std::chrono::steady_clock::now() - 1h;
   while (!stop_requested) {
-    inbox.answer();  // never throws: nothing planted in control/ stops the pipes
+    if (inbox) inbox->answer();  // never throws: nothing planted in control/ stops the pipes
     if (std::chrono::steady_clock::now() - last_sample >= 1s) {
       sample();
       last_sample = std::chrono::steady_clock::now();
     }
     std::this_thread::sleep_for(200ms);
   }
-  log_event(*log, spdlog::level::info, "", "stopping", "stopping: saving and joining",
+  log_event(*log, spdlog::level::info, "", "stopping",
+            cluster_mode ? "draining: each pipe stopped, saved and handed over"
+                         : "stopping: saving and joining",
             json::object());
   api.reset();               // no command arrives while the pipes stop
   set_table_check(nullptr);  // it holds the service
-  service.shutdown();
-  // No live status survives the process: `clickpipe status` reads the saved records again.
-  telemetry->refresh({}, {});
-  telemetry->publish(status_dir);
+  if (worker) {
+    worker->drain();
+  } else {
+    service.shutdown();
+    // No live status survives the process: `clickpipe status` reads the saved records again.
+    telemetry->refresh({}, {});
+    telemetry->publish(status_dir);
+  }
   log->flush();
   return 0;
 }

@@ -88,8 +88,10 @@ std::optional<json> live_document(int dir_fd, const std::string& id, TimePoint n
   return doc;
 }
 
+}  // namespace
+
 // What the saved record tells, when no running process publishes the pipe.
-json fallback_document(const PipeRecord& r) {
+json record_document(const PipeRecord& r) {
   json tables = json::array();
   for (const auto& t : r.tables) tables.push_back(t.qualified());
   json stopped = json::array();
@@ -104,6 +106,8 @@ json fallback_document(const PipeRecord& r) {
           {"last_error", r.last_error ? json(r.last_error->message) : json(nullptr)},
           {"live", false}};
 }
+
+namespace {
 
 // ---- rendering ----
 
@@ -346,7 +350,7 @@ json read_status(const std::string& store, const std::optional<std::string>& id)
       if (name != r.id + ".json")
         throw std::runtime_error("holds pipe '" + r.id + "', which belongs in another file");
       auto live = live_document(live_dir.get(), r.id, now);
-      out.push_back(live ? std::move(*live) : fallback_document(r));
+      out.push_back(live ? std::move(*live) : record_document(r));
     } catch (const std::exception& e) {
       out.push_back({{"file", name}, {"broken", e.what()}});
     }

@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "clickpipe/store/record.hpp"
+
 namespace clickpipe::cli {
 
 // A live status file older than this is a process that stopped publishing: the record is shown.
@@ -28,6 +30,11 @@ std::string status_dir(const std::string& store);
 // "live": false}. A record that cannot be read shows as {"file", "broken"}. With `id`, only that
 // pipe: throws std::runtime_error("no pipe 'x' in DIR") when the store has no record of it.
 nlohmann::json read_status(const std::string& store, const std::optional<std::string>& id);
+
+// The status document made from a saved record alone (what read_status shows without a live
+// file): {"id", "state", "intent", "tables", "confirmed", "stopped_tables", "last_error",
+// "live": false}.
+nlohmann::json record_document(const PipeRecord& record);
 
 // read_status's result (or Telemetry::pipes_json's, or one document) as a table for a terminal:
 // a line per pipe (ID, STATE, LAG, CHANGES/S, CONFIRMED, RETRY, LAST ERROR), then per pipe a line

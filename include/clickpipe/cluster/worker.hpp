@@ -48,7 +48,8 @@ struct WorkerOptions {
   // Pipes to create when the store has no pipe of that id (whichever worker sees it first).
   std::vector<PipeConfig> pipes;
   // Carries out a command sent through the store for a pipe this worker runs; returns the
-  // answer (JSON text). Default: every command is answered as invalid.
+  // answer (JSON text). It runs outside `exclusive`: it guards the Pipe it uses as the host's
+  // other command paths do. Default: every command is answered as invalid.
   std::function<std::string(PipeService&, const std::string& id, const std::string& body)>
       on_command;
   // Runs `f` while no other thread of the host uses a Pipe of the service (pipes are forgotten
