@@ -15,7 +15,9 @@ source "$CLICKPIPE_ROOT/scripts/ch.sh"
 ensure_packages "${CLICKPIPE_PACKAGES[@]}"
 cd "$CLICKPIPE_ROOT"
 
-configure_and_build dev -DCLICKPIPE_WERROR=ON -DCLICKPIPE_BUILD_BENCHMARKS=OFF
+# Line tables only (-g1): sanitizer reports keep file and line, and the build is a fifth faster
+# than with full debug info (reconfigure without it to debug in gdb).
+configure_and_build dev -DCLICKPIPE_WERROR=ON -DCLICKPIPE_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS_DEBUG=-g1
 CHDB_DIR=
 trap 'pg_stop; ch_stop; [ -z "$CHDB_DIR" ] || rm -rf "$CHDB_DIR"' EXIT
 pg_start
@@ -25,7 +27,7 @@ ctest --preset dev -j"$(nproc)"
 
 # Only what runs under ThreadSanitizer is built there: the runtime's tests.
 echo "==> configure (tsan)"
-cmake --preset tsan -DCLICKPIPE_WERROR=ON >/dev/null
+cmake --preset tsan -DCLICKPIPE_WERROR=ON "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" >/dev/null
 echo "==> build (tsan: the runtime's tests)"
 cmake --build --preset tsan --target clickpipe_runtime_tests -- -j"$(nproc)"
 echo "==> test (tsan: runtime under ThreadSanitizer)"

@@ -187,11 +187,12 @@ void PgStore::migrate() {
 void PgStore::join() {
   const auto t0 = steady::now();
   const std::uint64_t id = with(*lease_conn_, "joining", [&](postgres::Connection& c) {
-    auto r = c.exec("INSERT INTO " + table("workers") +
-                        " (id, name, address, lease_until) VALUES (nextval('" + options_.schema +
-                        ".tokens'), $1, $2, clock_timestamp() + $3 * interval '1 millisecond') "
-                        "RETURNING id",
-                    {options_.worker_name, options_.address, std::to_string(options_.lease.count())});
+    auto r =
+        c.exec("INSERT INTO " + table("workers") +
+                   " (id, name, address, lease_until) VALUES (nextval('" + options_.schema +
+                   ".tokens'), $1, $2, clock_timestamp() + $3 * interval '1 millisecond') "
+                   "RETURNING id",
+               {options_.worker_name, options_.address, std::to_string(options_.lease.count())});
     return to_u64(r.value(0, 0));
   });
   {
@@ -217,12 +218,11 @@ void PgStore::heartbeat_loop(std::uint64_t id, std::stop_token stop) {
     std::string error;
     try {
       renewed = with(*lease_conn_, "renewing the lease", [&](postgres::Connection& c) {
-        return c
-                   .exec("UPDATE " + table("workers") +
-                             " SET lease_until = clock_timestamp() + $2 * interval '1 "
-                             "millisecond' WHERE id = $1 AND lease_until > clock_timestamp() "
-                             "RETURNING id",
-                         {std::to_string(id), std::to_string(options_.lease.count())})
+        return c.exec("UPDATE " + table("workers") +
+                          " SET lease_until = clock_timestamp() + $2 * interval '1 "
+                          "millisecond' WHERE id = $1 AND lease_until > clock_timestamp() "
+                          "RETURNING id",
+                      {std::to_string(id), std::to_string(options_.lease.count())})
                    .rows() == 1;
       });
     } catch (const StoreError& e) {
@@ -237,8 +237,8 @@ void PgStore::heartbeat_loop(std::uint64_t id, std::stop_token stop) {
       lost_why_ = "the lease of worker " + std::to_string(id) + " had run out when it was renewed";
     } else if (deadline_passed_locked()) {
       lost_ = true;
-      lost_why_ = "the lease of worker " + std::to_string(id) +
-                  " could not be renewed in time: " + error;
+      lost_why_ =
+          "the lease of worker " + std::to_string(id) + " could not be renewed in time: " + error;
     }
   }
 }
@@ -313,8 +313,9 @@ void PgStore::leave() {
 std::uint64_t PgStore::me_or_throw(const std::string& doing) const {
   if (worker_ == 0) {
     throw StoreError(StoreErrorCode::Refused,
-                     doing + ": this process has not joined the cluster (only a cluster worker "
-                             "writes pipes to a PostgreSQL store)");
+                     doing +
+                         ": this process has not joined the cluster (only a cluster worker "
+                         "writes pipes to a PostgreSQL store)");
   }
   return worker_;
 }
@@ -365,14 +366,13 @@ void PgStore::save(const PipeRecord& record) {
   if (token) {
     const std::string data = encode(*token);
     const bool saved = with(*save_conn_, doing, [&](postgres::Connection& c) {
-      return c
-                 .exec("UPDATE " + table("pipes") +
-                           " p SET record = $2, saved_at = clock_timestamp() WHERE p.id = $1 AND "
-                           "p.owner = $3 AND p.token = $4 AND EXISTS (SELECT 1 FROM " +
-                           table("workers") +
-                           " w WHERE w.id = $3 AND w.lease_until > clock_timestamp()) RETURNING "
-                           "p.id",
-                       {record.id, data, std::to_string(me), std::to_string(*token)})
+      return c.exec("UPDATE " + table("pipes") +
+                        " p SET record = $2, saved_at = clock_timestamp() WHERE p.id = $1 AND "
+                        "p.owner = $3 AND p.token = $4 AND EXISTS (SELECT 1 FROM " +
+                        table("workers") +
+                        " w WHERE w.id = $3 AND w.lease_until > clock_timestamp()) RETURNING "
+                        "p.id",
+                    {record.id, data, std::to_string(me), std::to_string(*token)})
                  .rows() == 1;
     });
     if (!saved) fenced(record.id, "its fencing token " + std::to_string(*token) + " is stale");
@@ -401,9 +401,9 @@ void PgStore::save(const PipeRecord& record) {
     return;
   }
   if (holds(record.id)) {
-    throw StoreError(StoreErrorCode::AlreadyExists,
-                     "a pipe '" + record.id + "' already exists in store schema " +
-                         options_.schema);
+    throw StoreError(
+        StoreErrorCode::AlreadyExists,
+        "a pipe '" + record.id + "' already exists in store schema " + options_.schema);
   }
   fenced(record.id, "the lease of this worker has run out");
 }
@@ -543,7 +543,8 @@ void PgStore::release(const std::string& id) {
   }
   point("releasing");
   with(*coord_conn_, "releasing pipe " + id, [&](postgres::Connection& c) {
-    c.exec("UPDATE " + table("pipes") + " SET owner = NULL WHERE id = $1 AND owner = $2 AND token = $3",
+    c.exec("UPDATE " + table("pipes") +
+               " SET owner = NULL WHERE id = $1 AND owner = $2 AND token = $3",
            {id, std::to_string(me), std::to_string(token)});
     c.exec("SELECT pg_notify($1, 'released')", {options_.schema + "_events"});
   });
@@ -614,11 +615,10 @@ std::optional<std::string> PgStore::command_answer(std::int64_t seq) {
 
 bool PgStore::withdraw_command(std::int64_t seq, const std::string& answer) {
   return with(*coord_conn_, "withdrawing a command", [&](postgres::Connection& c) {
-    return c
-               .exec("UPDATE " + table("commands") +
-                         " SET answer = $2, answered_at = clock_timestamp() WHERE seq = $1 AND "
-                         "taken_by IS NULL AND answer IS NULL RETURNING seq",
-                     {std::to_string(seq), answer})
+    return c.exec("UPDATE " + table("commands") +
+                      " SET answer = $2, answered_at = clock_timestamp() WHERE seq = $1 AND "
+                      "taken_by IS NULL AND answer IS NULL RETURNING seq",
+                  {std::to_string(seq), answer})
                .rows() == 1;
   });
 }
@@ -632,7 +632,8 @@ std::vector<StoreCommand> PgStore::take_commands() {
   }
   std::vector<StoreCommand> out =
       with(*coord_conn_, "taking commands", [&](postgres::Connection& c) {
-        auto r = c.exec("UPDATE " + table("commands") + " c SET taken_by = $1 WHERE c.seq IN "
+        auto r = c.exec("UPDATE " + table("commands") +
+                            " c SET taken_by = $1 WHERE c.seq IN "
                             "(SELECT k.seq FROM " +
                             table("commands") + " k JOIN " + table("pipes") +
                             " p ON p.id = k.pipe_id WHERE k.taken_by IS NULL AND k.answer IS "

@@ -51,9 +51,9 @@ void ClusterWorker::emit(WorkerEvent::Kind kind, const std::string& pipe,
   }
   const auto level = kind == WorkerEvent::Kind::Error || kind == WorkerEvent::Kind::Broken
                          ? spdlog::level::err
-                         : kind == WorkerEvent::Kind::Fenced || kind == WorkerEvent::Kind::LeaseLost
-                               ? spdlog::level::warn
-                               : spdlog::level::info;
+                     : kind == WorkerEvent::Kind::Fenced || kind == WorkerEvent::Kind::LeaseLost
+                         ? spdlog::level::warn
+                         : spdlog::level::info;
   options_.service.logger->log(level, "worker {}: {} {}{}", options_.store->worker_id(),
                                to_string(kind), pipe, message.empty() ? "" : ": " + message);
 }
@@ -145,8 +145,8 @@ void ClusterWorker::balance() {
     for (std::size_t i = 0; i < v.mine - share && i < mine.size(); ++i) {
       drop_local(mine[i]);
       store.release(mine[i]);
-      emit(WorkerEvent::Kind::Released, mine[i], "over this worker's share of " +
-                                                     std::to_string(share));
+      emit(WorkerEvent::Kind::Released, mine[i],
+           "over this worker's share of " + std::to_string(share));
     }
   }
 }

@@ -46,8 +46,8 @@ bool is_transient_sqlstate(std::string_view s) {
   // intervention (shutdown, cancel), 58 system (I/O); 55P03 lock not available; 55006 object in
   // use: a slot still held by the walsender of a stream that is going away (a worker killed or
   // handing its pipe over), free once that walsender notices.
-  return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58" ||
-         s == "55P03" || s == "55006";
+  return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58" || s == "55P03" ||
+         s == "55006";
 }
 
 void throw_pg_error(const std::string& message, const std::string& sqlstate) {

@@ -2,6 +2,8 @@
 // by its path when wrong, and pipes that would write one ClickHouse table refused.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -49,6 +51,54 @@ TEST(PipesConfig, SeveralPipesShareTheStoreAndTheServersUnlessTheyNameTheirOwn) 
   EXPECT_EQ(c.pipes[1].pipe.tables.at(0), (TableRef{"public", "users"}));
   EXPECT_EQ(c.pipes[1].executors.destination.database, "other");
   EXPECT_EQ(c.pipes[1].executors.source.dbname, "app") << "the shared source";
+}
+
+// Issue 16: a store shared by workers, named by URL or as an object; a password never in the URL.
+TEST(PipesConfig, APostgresStoreIsNamedByUrlOrObjectAndNeverCarriesAPasswordInTheUrl) {
+  json j = two_pipes();
+  j["store"] = "postgresql://clickpipe@db.internal:5432/meta";
+  cli::CliConfig c = cli::parse_config(j);
+  ASSERT_TRUE(c.pg_store.has_value());
+  EXPECT_EQ(c.pg_store->connection.conninfo, "postgresql://clickpipe@db.internal:5432/meta");
+  EXPECT_EQ(c.pg_store->schema, "clickpipe");
+  EXPECT_EQ(c.pg_store->lease, std::chrono::milliseconds(10000));
+
+  ::setenv("PIPES_CONFIG_TEST_STORE_PW", "s3cret-store", 1);
+  j["store"] = json::parse(R"({"url": "postgres://clickpipe@db/meta", "schema": "cp_workers",
+                               "lease_ms": 3000, "password_env": "PIPES_CONFIG_TEST_STORE_PW"})");
+  c = cli::parse_config(j);
+  ASSERT_TRUE(c.pg_store.has_value());
+  EXPECT_EQ(c.pg_store->schema, "cp_workers");
+  EXPECT_EQ(c.pg_store->lease, std::chrono::milliseconds(3000));
+  EXPECT_EQ(c.pg_store->connection.password, "s3cret-store");
+  EXPECT_EQ(c.store, "postgres://clickpipe@db/meta");
+
+  j["store"] = "/a/directory";
+  EXPECT_FALSE(cli::parse_config(j).pg_store.has_value());
+
+  for (const char* url : {"postgresql://clickpipe:pw@db/meta", "postgres://:pw@db/meta",
+                          "postgresql://db/meta?sslmode=require&password=pw@"}) {
+    j["store"] = url;
+    try {
+      cli::parse_config(j);
+      ADD_FAILURE() << url << " accepted";
+    } catch (const InvalidField& e) {
+      EXPECT_EQ(e.field(), "store");
+      EXPECT_EQ(std::string(e.what()).find("pw@"), std::string::npos) << e.what();
+    }
+  }
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"url": "postgres://db/meta", "schema": "Bad-Name"})", "store.schema"},
+      {R"({"url": "postgres://db/meta", "lease_ms": 5})", "store.lease_ms"},
+      {R"({"url": "postgres://db/meta", "password": "x"})", "store.password"},
+      {R"({"url": "/not/a/url"})", "store.url"},
+      {R"({"url": "postgres://db/meta", "password_env": "PIPES_CONFIG_TEST_UNSET"})",
+       "store.password_env"},
+  };
+  for (const auto& [store, field] : bad) {
+    j["store"] = json::parse(store);
+    EXPECT_EQ(field_of(j), field) << store;
+  }
 }
 
 TEST(PipesConfig, TheSinglePipeFormStillReads) {

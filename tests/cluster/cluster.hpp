@@ -54,21 +54,21 @@ struct Schema {
 
 }  // namespace clickpipe::test
 
-#define EXPECT_STORE_ERROR(expr, want_code, text)                                             \
-  do {                                                                                        \
-    auto caught_ = ::clickpipe::test::expect_throws<::clickpipe::StoreError>([&] { (void)(expr); }, \
-                                                                             #expr);          \
-    if (caught_) {                                                                            \
-      EXPECT_EQ(caught_->code(), want_code) << caught_->what();                               \
-      EXPECT_NE(std::string(caught_->what()).find(text), std::string::npos) << caught_->what(); \
-    }                                                                                         \
+#define EXPECT_STORE_ERROR(expr, want_code, text)                                                \
+  do {                                                                                           \
+    auto caught_ =                                                                               \
+        ::clickpipe::test::expect_throws<::clickpipe::StoreError>([&] { (void)(expr); }, #expr); \
+    if (caught_) {                                                                               \
+      EXPECT_EQ(caught_->code(), want_code) << caught_->what();                                  \
+      EXPECT_NE(std::string(caught_->what()).find(text), std::string::npos) << caught_->what();  \
+    }                                                                                            \
   } while (0)
 
-#define EXPECT_INVALID_FIELD(expr, want_field)                                                  \
-  do {                                                                                          \
-    auto caught_ = ::clickpipe::test::expect_throws<::clickpipe::InvalidField>([&] { (void)(expr); }, \
-                                                                               #expr);          \
-    if (caught_) {                                                                              \
-      EXPECT_EQ(caught_->field(), want_field) << caught_->what();                               \
-    }                                                                                           \
+#define EXPECT_INVALID_FIELD(expr, want_field)                                                     \
+  do {                                                                                             \
+    auto caught_ =                                                                                 \
+        ::clickpipe::test::expect_throws<::clickpipe::InvalidField>([&] { (void)(expr); }, #expr); \
+    if (caught_) {                                                                                 \
+      EXPECT_EQ(caught_->field(), want_field) << caught_->what();                                  \
+    }                                                                                              \
   } while (0)

@@ -28,8 +28,8 @@
 #include <clickpipe/testing/memory_executors.hpp>
 
 #include <atomic>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -54,7 +54,8 @@ struct Plan {
   int pipes = static_cast<int>(env_long("CLUSTER_PIPES"));
   long txns = env_long("CLUSTER_TXNS");
   std::chrono::milliseconds interval{env_long("CLUSTER_INTERVAL_MS")};
-  std::chrono::system_clock::time_point epoch{std::chrono::milliseconds(env_long("CLUSTER_EPOCH_MS"))};
+  std::chrono::system_clock::time_point epoch{
+      std::chrono::milliseconds(env_long("CLUSTER_EPOCH_MS"))};
 };
 
 std::string pipe_id(int i) {
@@ -260,10 +261,11 @@ int verify(const std::string& dir) {
   }
   // Rows written beyond the source's own: replays after takeovers, absorbed by versions.
   const long needed = plan.pipes * kRows + plan.txns;
-  std::printf("verified %d pipes: %ld source rows and changes, %llu destination rows written "
-              "(%lld replayed)\n",
-              plan.pipes, needed, static_cast<unsigned long long>(inserted),
-              static_cast<long long>(inserted) - needed);
+  std::printf(
+      "verified %d pipes: %ld source rows and changes, %llu destination rows written "
+      "(%lld replayed)\n",
+      plan.pipes, needed, static_cast<unsigned long long>(inserted),
+      static_cast<long long>(inserted) - needed);
   return bad == 0 ? 0 : 1;
 }
 

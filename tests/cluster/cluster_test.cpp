@@ -93,8 +93,8 @@ class Cluster : public ::testing::Test {
     return out;
   }
   bool all_running_on(const std::vector<std::string>& names, std::chrono::milliseconds within) {
-    return test::eventually(
-        [&] { return static_cast<int>(running_on(names).size()) == pipes; }, within);
+    return test::eventually([&] { return static_cast<int>(running_on(names).size()) == pipes; },
+                            within);
   }
 
   // After the writes: every pipe caught up, legal and equal to the source.
@@ -127,7 +127,8 @@ class Cluster : public ::testing::Test {
   std::chrono::steady_clock::time_point writes_end_;
 };
 
-TEST_F(Cluster, ThreeWorkersThirtyPipesAKilledWorkersPipesRunOnTheOthersWithinLeasePlusFiveSeconds) {
+TEST_F(Cluster,
+       ThreeWorkersThirtyPipesAKilledWorkersPipesRunOnTheOthersWithinLeasePlusFiveSeconds) {
   pipes = 30;
   lease = 3000ms;
   plan(12s);
@@ -151,9 +152,9 @@ TEST_F(Cluster, ThreeWorkersThirtyPipesAKilledWorkersPipesRunOnTheOthersWithinLe
       << (lease + 5s).count() << " ms";
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - killed);
-  std::printf("the killed worker's %zu pipes ran on the others %lld ms after the kill (lease %lld ms)\n",
-              orphaned.size(), static_cast<long long>(took.count()),
-              static_cast<long long>(lease.count()));
+  std::printf(
+      "the killed worker's %zu pipes ran on the others %lld ms after the kill (lease %lld ms)\n",
+      orphaned.size(), static_cast<long long>(took.count()), static_cast<long long>(lease.count()));
   // The survivors share them: 15 each.
   EXPECT_TRUE(test::eventually(
       [&] { return running("w1").size() == 15 && running("w3").size() == 15; }, 10s));
@@ -166,8 +167,8 @@ TEST_F(Cluster, AWorkerPausedPastItsLeaseStopsWithoutWritingWhenResumedAndTheNew
   plan(14s);
   start("a");
   start("b");
-  ASSERT_TRUE(test::eventually(
-      [&] { return running("a").size() == 2 && running("b").size() == 2; }, 30s));
+  ASSERT_TRUE(
+      test::eventually([&] { return running("a").size() == 2 && running("b").size() == 2; }, 30s));
   const std::set<std::string> a_pipes = running("a");
   auto store = cluster::PgStore::open([&] {
     cluster::PgStoreOptions o;
@@ -227,7 +228,8 @@ TEST_P(KillPoints, TheOtherWorkerTakesEveryPipeOverAndNothingIsLost) {
   start(second, k.killed_first ? "" : k.kill_at);
   ASSERT_EQ(crash::wait_exit(workers["k"], 20s), 128 + SIGKILL)
       << "the kill point " << k.kill_at << " was never reached";
-  EXPECT_EQ(slurp(dir / "killed_at"), std::string(k.kill_at).substr(0, std::string(k.kill_at).find(':')));
+  EXPECT_EQ(slurp(dir / "killed_at"),
+            std::string(k.kill_at).substr(0, std::string(k.kill_at).find(':')));
   ASSERT_TRUE(all_running_on({"f"}, lease + 5s)) << running("f").size() << " of " << pipes;
   verify();
   stop_all();

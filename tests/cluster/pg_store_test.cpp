@@ -142,10 +142,13 @@ TEST_F(PgStoreTest, AWorkerWhoseLeaseRanOutIsFencedAndTheNewOwnersRecordStays) {
   auto b = PgStore::open(options(600ms));
   b->join();
   std::vector<cluster::Claim> claims;
-  ASSERT_TRUE(test::eventually([&] {
-    claims = b->claim(10);
-    return !claims.empty();
-  }, 5s)) << "the lapsed lease was never taken over";
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        claims = b->claim(10);
+        return !claims.empty();
+      },
+      5s))
+      << "the lapsed lease was never taken over";
   ASSERT_EQ(claims.size(), 1u);
   EXPECT_EQ(claims[0].record, record("orders", Lsn(100)));
   b->save(record("orders", Lsn(200)));

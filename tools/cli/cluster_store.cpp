@@ -49,8 +49,9 @@ json send_through_store(cluster::PgStore& store, const std::string& id, const js
     if (store.withdraw_command(seq, gave_up.dump())) return gave_up;
     // A worker took it just now: its answer is coming.
     if (auto r = wait_answer(store, seq, 5s)) return *r;
-    return outcome("unavailable", "a worker took the command but gave no answer in time; see "
-                                  "`clickpipe status` for its effect");
+    return outcome("unavailable",
+                   "a worker took the command but gave no answer in time; see "
+                   "`clickpipe status` for its effect");
   } catch (const std::exception& e) {
     return outcome("unavailable", e.what());
   }

@@ -250,8 +250,11 @@ cluster::PgStoreOptions pg_store_options(const std::string& url, const std::stri
   const std::size_t start = url.find("://") + 3;
   const std::size_t at = url.find('@', start);
   const std::size_t slash = url.find('/', start);
-  if (at != std::string::npos && (slash == std::string::npos || at < slash) &&
-      url.substr(start, at - start).find(':') != std::string::npos) {
+  const std::size_t query = url.find('?');
+  const bool in_query =
+      query != std::string::npos && url.find("password=", query) != std::string::npos;
+  if (in_query || (at != std::string::npos && (slash == std::string::npos || at < slash) &&
+                   url.substr(start, at - start).find(':') != std::string::npos)) {
     throw InvalidField(field,
                        "the URL carries a password: give it in PGPASSWORD, ~/.pgpass or "
                        "store.password_env instead");

@@ -82,8 +82,7 @@ int run(const CliConfig& cfg, const RunOptions& options) {
     // alike.
     std::filesystem::path store_path = std::filesystem::path(cfg.store).lexically_normal();
     if (!store_path.has_filename()) store_path = store_path.parent_path();  // a trailing slash
-    if (store_path.has_parent_path())
-      std::filesystem::create_directories(store_path.parent_path());
+    if (store_path.has_parent_path()) std::filesystem::create_directories(store_path.parent_path());
     o.store = FileStore::open(cfg.store);
     control = control_dir(cfg.store);
     make_control_dir(control);
@@ -140,11 +139,11 @@ int run(const CliConfig& cfg, const RunOptions& options) {
     wo.exclusive = with_commands_lock;
     wo.on_event = [log](const cluster::WorkerEvent& e) {
       using K = cluster::WorkerEvent::Kind;
-      const auto level = e.kind == K::Error || e.kind == K::Broken ? spdlog::level::err
+      const auto level = e.kind == K::Error || e.kind == K::Broken       ? spdlog::level::err
                          : e.kind == K::Fenced || e.kind == K::LeaseLost ? spdlog::level::warn
                                                                          : spdlog::level::info;
-      log_event(*log, level, e.pipe, "worker_" + std::string(cluster::to_string(e.kind)),
-                e.message, json::object());
+      log_event(*log, level, e.pipe, "worker_" + std::string(cluster::to_string(e.kind)), e.message,
+                json::object());
     };
     worker = std::make_unique<cluster::ClusterWorker>(std::move(wo));
   } else {

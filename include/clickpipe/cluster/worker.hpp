@@ -26,14 +26,14 @@ namespace clickpipe::cluster {
 // What the worker did, for the host's logs and metrics.
 struct WorkerEvent {
   enum class Kind : std::uint8_t {
-    Joined,      // message: the worker id
-    Created,     // a configured pipe that was in no store: made here
-    Claimed,     // taken over (released by a draining worker, or its owner's lease ran out)
-    Released,    // given up: over this worker's share, or draining
-    Fenced,      // another worker owns it now: stopped here without writing
-    LeaseLost,   // every pipe stopped; the worker joins again under a new id
-    Broken,      // a claimed record that cannot be read: held, not run
-    Error,       // a store call failed; the loop goes on
+    Joined,     // message: the worker id
+    Created,    // a configured pipe that was in no store: made here
+    Claimed,    // taken over (released by a draining worker, or its owner's lease ran out)
+    Released,   // given up: over this worker's share, or draining
+    Fenced,     // another worker owns it now: stopped here without writing
+    LeaseLost,  // every pipe stopped; the worker joins again under a new id
+    Broken,     // a claimed record that cannot be read: held, not run
+    Error,      // a store call failed; the loop goes on
   };
   Kind kind;
   std::string pipe;  // empty for the worker as a whole

@@ -73,7 +73,7 @@ class PipeService {
 
  private:
   PipeOptions pipe_options(const std::string& id);
-  void reap();  // forgets pipes that reached Terminated
+  void reap();                                     // forgets pipes that reached Terminated
   Pipe& start_locked(std::unique_ptr<Pipe> pipe);  // under mu_
 
   ServiceOptions options_;
