@@ -77,6 +77,7 @@ int worker(const std::string& schema, long lease_ms, int pipes) {
     o.pipes.push_back(c);
   }
   cluster::ClusterWorker cw(std::move(o));
+  cw.start();
   for (;;) std::this_thread::sleep_for(1h);
 }
 

@@ -58,13 +58,15 @@ std::string expand(std::string sql, const std::string& schema) {
 
 void validate(const PgStoreOptions& o) {
   const std::string& s = o.schema;
-  const bool ok = !s.empty() && s.size() <= 63 && !(s[0] >= '0' && s[0] <= '9') &&
-                  std::all_of(s.begin(), s.end(), [](char c) {
+  // 56 at most: the notice channel is "<schema>_events", and channel names stop at 63 bytes.
+  const bool ok = !s.empty() && s.size() <= 56 && !(s[0] >= '0' && s[0] <= '9') && s != "public" &&
+                  !s.starts_with("pg_") && std::all_of(s.begin(), s.end(), [](char c) {
                     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
                   });
   if (!ok) {
     throw InvalidField("store.schema",
-                       "must be 1 to 63 characters of a-z, 0-9 and _, not starting with a digit");
+                       "must be 1 to 56 characters of a-z, 0-9 and _, not starting with a digit, "
+                       "and not public or pg_*: a schema of clickpipe's own");
   }
   if (o.lease < std::chrono::milliseconds(100)) {
     throw InvalidField("store.lease_ms", "must be at least 100 ms (default 10000)");
@@ -77,12 +79,17 @@ struct PgStore::Conn {
   std::mutex mu;
   std::optional<postgres::Connection> c;
   std::string schema;
+  std::chrono::milliseconds statement_timeout{0};  // 0: none (the LISTEN connection)
 
   postgres::Connection& get() {
     if (!c) {
       c = postgres::Connection::open(settings);
       // Durable when the statement returns, whatever the server's default.
       c->exec("SET synchronous_commit = on");
+      // No statement outlives a lease: a stuck one must not hold the worker past it.
+      if (statement_timeout.count() > 0) {
+        c->exec("SET statement_timeout = " + std::to_string(statement_timeout.count()));
+      }
       c->exec("SET client_min_messages = warning");  // no NOTICEs from IF NOT EXISTS on stderr
     }
     return *c;
@@ -102,9 +109,11 @@ auto PgStore::with(Conn& conn, const std::string& doing, F&& f) {
                      doing + " in " + conn.schema + " failed (will retry): " + e.what());
   } catch (const postgres::PgFatalError& e) {
     // Connection-class states mean the session is gone, whatever libpq classified it as.
+    // 25006: a read-only session, as after a failover lands on a standby: waiting can heal it.
     const bool connection = e.sqlstate().rfind("08", 0) == 0 || e.sqlstate().empty();
-    if (connection) conn.c.reset();
-    throw StoreError(connection ? StoreErrorCode::Unavailable : StoreErrorCode::Refused,
+    const bool heals = connection || e.sqlstate() == "25006";
+    if (heals) conn.c.reset();
+    throw StoreError(heals ? StoreErrorCode::Unavailable : StoreErrorCode::Refused,
                      doing + " in " + conn.schema + " failed: " + e.what());
   } catch (const InvalidField& e) {
     throw StoreError(StoreErrorCode::Refused, doing + ": " + e.what());
@@ -114,9 +123,13 @@ auto PgStore::with(Conn& conn, const std::string& doing, F&& f) {
 PgStore::PgStore(PgStoreOptions options) : options_(std::move(options)) {
   if (options_.worker_name.empty()) options_.worker_name = default_worker_name();
   options_.connection.application_name = "clickpipe-store";
+  // A store that vanished (failover, blackholed network) fails a call within about half a lease.
+  options_.connection.tcp_user_timeout =
+      std::max(options_.lease / 2, std::chrono::milliseconds(1000));
   for (auto* slot : {&save_conn_, &coord_conn_, &lease_conn_, &listen_conn_}) {
     *slot = std::make_unique<Conn>();
     (*slot)->settings = options_.connection;
+    if (slot != &listen_conn_) (*slot)->statement_timeout = options_.lease;
     (*slot)->schema = "schema " + options_.schema + " of " + options_.connection.describe();
   }
 }
@@ -129,6 +142,38 @@ std::unique_ptr<PgStore> PgStore::open(PgStoreOptions options) {
   validate(options);
   std::unique_ptr<PgStore> store(new PgStore(std::move(options)));
   store->migrate();
+  return store;
+}
+
+std::unique_ptr<PgStore> PgStore::attach(PgStoreOptions options) {
+  validate(options);
+  std::unique_ptr<PgStore> store(new PgStore(std::move(options)));
+  const std::string& schema = store->options_.schema;
+  store->with(*store->coord_conn_, "reading the store", [&](postgres::Connection& c) {
+    std::string value;
+    try {
+      auto r =
+          c.exec("SELECT value FROM " + store->table("meta") + " WHERE key = 'schema_version'");
+      value = r.rows() == 1 ? std::string(r.value(0, 0)) : "";
+    } catch (const postgres::PgFatalError& e) {
+      if (e.sqlstate() != "42P01" && e.sqlstate() != "3F000") throw;
+      throw StoreError(StoreErrorCode::NotFound, "there is no store schema " + schema + " in " +
+                                                     c.settings().describe() +
+                                                     ": is the schema's name right?");
+    }
+    int version = 0;
+    const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), version);
+    if (ec != std::errc() || p != value.data() + value.size()) {
+      throw StoreError(StoreErrorCode::Corrupt,
+                       "store schema " + schema + ": meta.schema_version is not a number");
+    }
+    if (version > kSchemaVersion) {
+      throw StoreError(StoreErrorCode::Refused,
+                       "store schema " + schema + " is version " + std::to_string(version) +
+                           ", newer than this clickpipe knows (" + std::to_string(kSchemaVersion) +
+                           "): run a newer clickpipe");
+    }
+  });
   return store;
 }
 
@@ -262,6 +307,7 @@ void PgStore::rejoin() {
     old = worker_;
     worker_ = 0;
     owned_.clear();
+    fenced_.clear();
   }
   heartbeat_ = {};
   if (old) {
@@ -320,8 +366,8 @@ std::uint64_t PgStore::me_or_throw(const std::string& doing) const {
   return worker_;
 }
 
-void PgStore::fenced(const std::string& id, const std::string& why) {
-  {
+void PgStore::fenced(const std::string& id, const std::string& why, bool moved) {
+  if (moved) {
     std::lock_guard lk(state_mu_);
     fenced_.insert(id);  // kept in owned_ until take_fenced: every later save is fenced too
   }
@@ -333,17 +379,21 @@ void PgStore::fenced(const std::string& id, const std::string& why) {
 
 void PgStore::check_writer(const std::string& id) {
   std::string why;
+  bool moved = false;
   {
     std::lock_guard lk(state_mu_);
     if (worker_ == 0 || lost_ || deadline_passed_locked()) {
+      // The whole worker stops (lease_lost), not this pipe alone: a renewal that still gets
+      // through keeps every pipe this worker's.
       why = lost_ ? lost_why_ : "the lease of this worker may have run out";
-    } else if (!owned_.count(id)) {
+    } else if (!owned_.count(id) || fenced_.count(id)) {
       why = "another worker owns it now";
+      moved = true;
     } else {
       return;
     }
   }
-  fenced(id, why);
+  fenced(id, why, moved);
 }
 
 void PgStore::save(const PipeRecord& record) {
@@ -353,6 +403,7 @@ void PgStore::save(const PipeRecord& record) {
     std::lock_guard lk(state_mu_);
     me = me_or_throw("saving pipe " + record.id);
     if (auto it = owned_.find(record.id); it != owned_.end()) token = it->second;
+    if (!token && fenced_.count(record.id)) token = 0;  // never inserted anew: refused below
   }
   if (token) check_writer(record.id);
   auto encode = [&](std::uint64_t t) {
@@ -375,7 +426,9 @@ void PgStore::save(const PipeRecord& record) {
                     {record.id, data, std::to_string(me), std::to_string(*token)})
                  .rows() == 1;
     });
-    if (!saved) fenced(record.id, "its fencing token " + std::to_string(*token) + " is stale");
+    if (!saved) {
+      fenced(record.id, "its fencing token " + std::to_string(*token) + " is stale", true);
+    }
     point("saved");
     return;
   }
@@ -405,7 +458,7 @@ void PgStore::save(const PipeRecord& record) {
         StoreErrorCode::AlreadyExists,
         "a pipe '" + record.id + "' already exists in store schema " + options_.schema);
   }
-  fenced(record.id, "the lease of this worker has run out");
+  fenced(record.id, "the lease of this worker has run out", false);
 }
 
 void PgStore::remove(const std::string& id) {
@@ -436,7 +489,7 @@ void PgStore::remove(const std::string& id) {
     }
     return gone;
   });
-  if (!removed) fenced(id, "its fencing token " + std::to_string(token) + " is stale");
+  if (!removed) fenced(id, "its fencing token " + std::to_string(token) + " is stale", true);
   std::lock_guard lk(state_mu_);
   owned_.erase(id);
 }
@@ -485,7 +538,7 @@ ClusterView PgStore::view() {
   });
 }
 
-std::vector<Claim> PgStore::claim(std::size_t n) {
+std::vector<Claim> PgStore::claim(std::size_t n, const std::set<std::string>& skip) {
   std::vector<Claim> out;
   if (n == 0) return out;
   std::uint64_t me = 0;
@@ -494,19 +547,24 @@ std::vector<Claim> PgStore::claim(std::size_t n) {
     me = me_or_throw("taking pipes");
     if (lost_ || deadline_passed_locked()) return out;
   }
+  // Ids are a-z, 0-9 and _ (PipeConfig::validate): the array literal needs no quoting.
+  std::string skip_list = "{";
+  for (const std::string& id : skip) skip_list += (skip_list.size() > 1 ? "," : "") + id;
+  skip_list += "}";
   with(*coord_conn_, "taking pipes", [&](postgres::Connection& c) {
     // Rows another worker is taking right now are skipped, not waited for; the owner's lease is
     // judged by the database's clock, the same one that renews it.
     auto r = c.exec(
         "UPDATE " + table("pipes") + " p SET owner = $1, token = nextval('" + options_.schema +
             ".tokens') WHERE p.id IN (SELECT q.id FROM " + table("pipes") +
-            " q WHERE q.owner IS NULL OR NOT EXISTS (SELECT 1 FROM " + table("workers") +
-            " w WHERE w.id = q.owner AND w.lease_until > clock_timestamp()) ORDER BY q.id LIMIT "
-            "$2 FOR UPDATE SKIP LOCKED) AND EXISTS (SELECT 1 FROM " +
+            " q WHERE (q.owner IS NULL OR NOT EXISTS (SELECT 1 FROM " + table("workers") +
+            " w WHERE w.id = q.owner AND w.lease_until > clock_timestamp())) AND q.id <> ALL "
+            "($3::text[]) ORDER BY q.id LIMIT $2 FOR UPDATE SKIP LOCKED) AND EXISTS (SELECT 1 "
+            "FROM " +
             table("workers") +
             " m WHERE m.id = $1 AND m.lease_until > clock_timestamp()) RETURNING p.id, p.token, "
             "p.record",
-        {std::to_string(me), std::to_string(n)});
+        {std::to_string(me), std::to_string(n), skip_list});
     for (int i = 0; i < r.rows(); ++i) {
       Claim cl;
       cl.id = std::string(r.value(i, 0));
@@ -539,7 +597,6 @@ void PgStore::release(const std::string& id) {
     if (it == owned_.end() || worker_ == 0) return;
     me = worker_;
     token = it->second;
-    owned_.erase(it);
   }
   point("releasing");
   with(*coord_conn_, "releasing pipe " + id, [&](postgres::Connection& c) {
@@ -548,6 +605,51 @@ void PgStore::release(const std::string& id) {
            {id, std::to_string(me), std::to_string(token)});
     c.exec("SELECT pg_notify($1, 'released')", {options_.schema + "_events"});
   });
+  std::lock_guard lk(state_mu_);  // only once released: a release that failed is tried again
+  if (auto it = owned_.find(id); it != owned_.end() && it->second == token) owned_.erase(it);
+  fenced_.erase(id);
+}
+
+std::map<std::string, std::uint64_t> PgStore::held() {
+  const std::uint64_t me = worker_id();
+  if (me == 0) return {};
+  auto rows = with(*coord_conn_, "reading this worker's pipes", [&](postgres::Connection& c) {
+    auto r = c.exec("SELECT id, token FROM " + table("pipes") + " WHERE owner = $1",
+                    {std::to_string(me)});
+    std::map<std::string, std::uint64_t> out;
+    for (int i = 0; i < r.rows(); ++i) out[std::string(r.value(i, 0))] = to_u64(r.value(i, 1));
+    return out;
+  });
+  std::lock_guard lk(state_mu_);
+  if (worker_ != me) return {};
+  for (auto& [id, token] : rows) {
+    if (!fenced_.count(id)) owned_[id] = token;
+  }
+  for (auto it = owned_.begin(); it != owned_.end();) {
+    it = rows.count(it->first) ? std::next(it) : owned_.erase(it);
+  }
+  return rows;
+}
+
+Claim PgStore::read_claim(const std::string& id) {
+  Claim cl;
+  cl.id = id;
+  with(*coord_conn_, "reading pipe " + id, [&](postgres::Connection& c) {
+    auto r = c.exec("SELECT token, record FROM " + table("pipes") + " WHERE id = $1", {id});
+    if (r.rows() != 1) {
+      cl.broken = "it is gone";
+      return;
+    }
+    cl.token = to_u64(r.value(0, 0));
+    try {
+      PipeRecord rec = decode_record(r.value(0, 1));
+      if (rec.id != id) throw InvalidField("record.id", "it holds another pipe's record");
+      cl.record = std::move(rec);
+    } catch (const std::exception& e) {
+      cl.broken = std::string("corrupt: ") + e.what();
+    }
+  });
+  return cl;
 }
 
 std::vector<std::string> PgStore::owned() const {

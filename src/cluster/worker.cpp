@@ -36,6 +36,11 @@ ClusterWorker::ClusterWorker(WorkerOptions options) : options_(std::move(options
   options_.service.restore = false;  // pipes run here only once claimed
   service_ = std::make_unique<PipeService>(options_.service);
   to_create_ = options_.pipes;
+}
+
+void ClusterWorker::start() {
+  std::lock_guard lk(drain_mu_);
+  if (drained_ || loop_.joinable()) return;
   options_.store->join();
   emit(WorkerEvent::Kind::Joined, "", std::to_string(options_.store->worker_id()));
   loop_ = std::jthread([this](std::stop_token stop) { loop(stop); });
@@ -87,18 +92,61 @@ void ClusterWorker::step() {
     // Another worker may be running these pipes already: stop them all, write nothing more.
     emit(WorkerEvent::Kind::LeaseLost, "", "stopping every pipe of this worker and joining again");
     for (const std::string& id : service_->list()) drop_local(id);
+    broken_.clear();
     store.rejoin();
     emit(WorkerEvent::Kind::Joined, "", std::to_string(store.worker_id()));
     return;
   }
   for (const std::string& id : store.take_fenced()) {
     drop_local(id);
+    store.release(id);  // a no-op unless the store still names this worker
     emit(WorkerEvent::Kind::Fenced, id, "another worker owns it now; stopped here");
   }
   options_.exclusive([&] { service_->list(); });  // forgets pipes that were deleted
   create_configured();
+  reconcile();
   balance();
   answer_commands();
+}
+
+// What runs here follows what the store says this worker owns: a claim or a new pipe whose
+// answer was lost runs all the same, and a pipe the store gives to another is stopped.
+void ClusterWorker::reconcile() {
+  PgStore& store = *options_.store;
+  const std::map<std::string, std::uint64_t> held = store.held();
+  std::vector<std::string> local;
+  options_.exclusive([&] { local = service_->list(); });
+  for (const std::string& id : local) {
+    if (!held.count(id)) {
+      drop_local(id);
+      emit(WorkerEvent::Kind::Fenced, id, "the store names another owner; stopped here");
+    }
+  }
+  for (const auto& [id, token] : held) {
+    if (broken_.count(id) || std::find(local.begin(), local.end(), id) != local.end()) continue;
+    run_claim(store.read_claim(id));
+  }
+}
+
+void ClusterWorker::run_claim(const Claim& c) {
+  if (!c.record) {
+    // Held, so no worker keeps taking it; `clickpipe status` shows it.
+    broken_.insert(c.id);
+    emit(WorkerEvent::Kind::Broken, c.id, c.broken);
+    return;
+  }
+  try {
+    Pipe* p = nullptr;
+    options_.exclusive([&] { p = service_->adopt(*c.record); });
+    emit(WorkerEvent::Kind::Claimed, c.id,
+         p ? "token " + std::to_string(c.token) : "terminated: its record was removed");
+  } catch (const std::exception& e) {
+    // This worker cannot run it (not in its config, say): another may. Not taken again here
+    // for a while.
+    skip_until_[c.id] = std::chrono::steady_clock::now() + kSkipAfterRefusal;
+    emit(WorkerEvent::Kind::Released, c.id, std::string("cannot run it here: ") + e.what());
+    options_.store->release(c.id);
+  }
 }
 
 void ClusterWorker::create_configured() {
@@ -126,21 +174,21 @@ void ClusterWorker::balance() {
   const std::size_t live = std::max<std::size_t>(v.live_workers, 1);
   const std::size_t share = (v.pipes + live - 1) / live;
   if (v.mine < share) {
-    for (Claim& c : store.claim(share - v.mine)) {
-      if (!c.record) {
-        emit(WorkerEvent::Kind::Broken, c.id, c.broken);
-        continue;  // held, so no worker keeps taking it; `clickpipe status` shows it
-      }
-      try {
-        options_.exclusive([&] { service_->adopt(*c.record); });
-        emit(WorkerEvent::Kind::Claimed, c.id, "token " + std::to_string(c.token));
-      } catch (const std::exception& e) {
-        emit(WorkerEvent::Kind::Broken, c.id, e.what());
+    std::set<std::string> skip;
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = skip_until_.begin(); it != skip_until_.end();) {
+      if (it->second <= now) {
+        it = skip_until_.erase(it);
+      } else {
+        skip.insert(it->first);
+        ++it;
       }
     }
+    for (const Claim& c : store.claim(share - v.mine, skip)) run_claim(c);
   } else if (v.mine > share) {
     // Over the share (a worker joined): the last ones by id go, each stopped before release.
     std::vector<std::string> mine = store.owned();
+    std::erase_if(mine, [this](const std::string& id) { return broken_.count(id) > 0; });
     std::sort(mine.rbegin(), mine.rend());
     for (std::size_t i = 0; i < v.mine - share && i < mine.size(); ++i) {
       drop_local(mine[i]);

@@ -244,6 +244,17 @@ Connection Connection::open(const ConnectionSettings& given, bool replication) {
   }
   const std::string timeout = std::to_string(s.connect_timeout.count());
   add("connect_timeout", timeout);
+  const auto tcp_ms = s.tcp_user_timeout.count();
+  const std::string tcp_timeout = std::to_string(tcp_ms);
+  const std::string idle = std::to_string(std::max<long long>(1, tcp_ms / 3000));
+  const std::string one = "1", three = "3";  // `add` keeps pointers: no temporaries
+  if (tcp_ms > 0) {
+    add("keepalives", one);
+    add("keepalives_idle", idle);
+    add("keepalives_interval", one);
+    add("keepalives_count", three);
+    add("tcp_user_timeout", tcp_timeout);
+  }
   keys.push_back(nullptr);
   values.push_back(nullptr);
   PGconn* c = PQconnectdbParams(keys.data(), values.data(), 1);

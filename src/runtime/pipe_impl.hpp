@@ -234,11 +234,14 @@ struct Pipe::Impl : ProgressSink {
   PipeStatus status_locked() const;
 };
 
-// Calls f(ctx) until it succeeds, retrying transient errors under the policy `which`.
+// Calls f(ctx) until it succeeds, retrying transient errors under the policy `which`. Before
+// every attempt the store is asked whether this process may still write for the pipe: a worker
+// whose lease ran out during a backoff stops instead of trying again.
 template <class F>
 auto Pipe::Impl::with_retry(const OperationId& operation, RetryPolicy Settings::*which,
                             std::stop_token stop, F&& f) {
   for (std::uint32_t attempt = 1;; ++attempt) {
+    check_writer();  // outside the try: its StoreCannotSave must not become a FatalError
     ExecContext ctx = context(stop);
     std::string error;
     try {

@@ -90,14 +90,18 @@ Pipe& PipeService::create(PipeConfig config) {
       std::make_unique<Pipe>(std::move(config), options_.executors(id, mode), pipe_options(id)));
 }
 
-Pipe& PipeService::adopt(const PipeRecord& record) {
+Pipe* PipeService::adopt(const PipeRecord& record) {
+  if (record.lifecycle.state() == State::Terminated) {
+    options_.store->remove(record.id);
+    return nullptr;
+  }
   PipeConfig{record.id, record.lifecycle.mode(), record.tables, record.settings}.validate();
   reap();
   std::lock_guard lk(mu_);
   if (pipes_.count(record.id)) {
     throw StoreError(StoreErrorCode::AlreadyExists, "pipe '" + record.id + "' runs here already");
   }
-  return start_locked(std::make_unique<Pipe>(
+  return &start_locked(std::make_unique<Pipe>(
       record, options_.executors(record.id, record.lifecycle.mode()), pipe_options(record.id)));
 }
 

@@ -42,7 +42,6 @@ Pipe::Impl::Outcome Pipe::Impl::snapshot(std::stop_token stop) {
       }
     }
     if (!fresh.empty()) {
-      check_writer();
       with_retry({Operation::CreateResyncTables, {}}, &Settings::setup_retry, stop,
                  [&](ExecContext& ctx) { ex.table_setup->create_tables(fresh, target, ctx); });
     }
@@ -89,7 +88,6 @@ Pipe::Impl::Outcome Pipe::Impl::snapshot(std::stop_token stop) {
     });
   }
   if (adopted) {
-    check_writer();
     with_retry({Operation::CreateResyncTables, {}}, &Settings::setup_retry, stop,
                [&](ExecContext& ctx) { ex.table_setup->create_tables(defs, target, ctx); });
   }
@@ -150,7 +148,6 @@ void Pipe::Impl::copy_partitions(const std::vector<TableDefinition>& defs, Table
   };
   steps.copy = [this, target](const TableDefinition& def, const Partition& part,
                               std::stop_token copy_stop) {
-    check_writer();
     return with_retry(
         {Operation::CopyPartition, fmt::format("{}#{}", def.table.qualified(), part.index)},
         &Settings::snapshot_partition_retry, copy_stop,

@@ -157,7 +157,6 @@ void Pipe::Impl::set_up_tables(const std::vector<TableRef>& refs, std::stop_toke
     }
   }
   if (create) {
-    check_writer();
     with_retry({Operation::CreateTables, {}}, &Settings::setup_retry, stop, [&](ExecContext& ctx) {
       ex.table_setup->create_tables(defs, TableTarget::Main, ctx);
     });
@@ -206,7 +205,6 @@ Pipe::Impl::Outcome Pipe::Impl::swap(std::stop_token stop) {
     refs = d.tables;
   }
   const auto defs = definitions_of(refs);
-  check_writer();
   with_retry({Operation::SwapTables, {}}, &Settings::setup_retry, stop,
              [&](ExecContext& ctx) { ex.table_setup->swap_resync_tables(defs, ctx); });
   return Outcome::done(Trigger::SwapDone);

@@ -182,6 +182,7 @@ int run(const std::string& dir, const std::string& name, const std::string& kill
     wo.pipes.push_back(c);
   }
   cluster::ClusterWorker worker(std::move(wo));
+  worker.start();
   while (!stopping) {
     std::string running;
     for (const PipeStatus& s : worker.service().statuses()) {

@@ -59,13 +59,13 @@ json send_through_store(cluster::PgStore& store, const std::string& id, const js
 
 int send_to_store(const cluster::PgStoreOptions& options, const std::string& id,
                   const json& command) {
-  auto store = cluster::PgStore::open(options);
+  auto store = cluster::PgStore::attach(options);
   return print_answer(send_through_store(*store, id, command), "from the store");
 }
 
 json read_store_status(const cluster::PgStoreOptions& options,
                        const std::optional<std::string>& id) {
-  auto store = cluster::PgStore::open(options);
+  auto store = cluster::PgStore::attach(options);
   std::map<std::uint64_t, cluster::WorkerRow> workers;
   for (auto& w : store->workers()) workers[w.id] = w;
   std::map<std::string, std::optional<std::uint64_t>> owner;

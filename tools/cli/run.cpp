@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -127,9 +128,9 @@ int run(const CliConfig& cfg, const RunOptions& options) {
   if (cluster_mode) {
     cluster::PgStoreOptions so = *cfg.pg_store;
     if (http) so.address = http->host + ":" + std::to_string(http->port);
-    client = cluster::PgStore::open(so);
     cluster::WorkerOptions wo;
-    wo.store = cluster::PgStore::open(so);
+    wo.store = cluster::PgStore::open(so);  // creates or migrates the schema
+    client = cluster::PgStore::attach(so);
     wo.service = o;
     for (const PipeEntry& e : cfg.pipes) wo.pipes.push_back(e.pipe);
     wo.on_command = [](PipeService& service, const std::string& id, const std::string& body) {
@@ -154,8 +155,20 @@ int run(const CliConfig& cfg, const RunOptions& options) {
   std::unique_ptr<HttpApi> api;
   if (http) {
     if (cluster_mode) {
-      http->forward = [&client](const std::string& id, const json& body) {
-        return send_through_store(*client, id, body);
+      // Each forward holds one of the API's few threads while it waits for the owner: at most
+      // two at once, so status and metrics stay answered.
+      auto in_flight = std::make_shared<std::atomic<int>>(0);
+      http->forward = [&client, in_flight](const std::string& id, const json& body) {
+        if (in_flight->fetch_add(1) >= 2) {
+          in_flight->fetch_sub(1);
+          return json{{"status", "unavailable"},
+                      {"message",
+                       "two commands for other workers' pipes are on their way "
+                       "already; try again"}};
+        }
+        json r = send_through_store(*client, id, body);
+        in_flight->fetch_sub(1);
+        return r;
       };
     }
     api = std::make_unique<HttpApi>(service, *telemetry, *http, log);
@@ -201,6 +214,8 @@ int run(const CliConfig& cfg, const RunOptions& options) {
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // Only now, with the API bound and the checks set, does the worker join and take pipes.
+  if (worker) worker->start();
 
   // The slots of pipes that keep one, read from their sources every 10 s in every state.
   std::map<std::string, postgres::ConnectionSettings> sources;

@@ -102,6 +102,10 @@ class PgStore final : public StateStore {
   // Connects, creates or migrates the schema (one worker at a time, under an advisory lock).
   // Does not join: a store opened only to read status or send commands holds no lease.
   static std::unique_ptr<PgStore> open(PgStoreOptions options);
+  // For readers (`clickpipe status`, commands from any host): runs no DDL, so a role that may
+  // only read and write the tables will do and a mistyped schema is not created. Throws
+  // StoreError NotFound when there is no such store, Refused for a newer schema.
+  static std::unique_ptr<PgStore> attach(PgStoreOptions options);
   ~PgStore() override;
   PgStore(const PgStore&) = delete;
   PgStore& operator=(const PgStore&) = delete;
@@ -136,13 +140,19 @@ class PgStore final : public StateStore {
 
   // ---- assignment ----
   ClusterView view();
-  // Takes up to `n` pipes that nobody owns, or whose owner's lease ran out.
-  std::vector<Claim> claim(std::size_t n);
+  // Takes up to `n` pipes that nobody owns, or whose owner's lease ran out, but none in `skip`.
+  std::vector<Claim> claim(std::size_t n, const std::set<std::string>& skip = {});
+  // The pipes the store says this worker owns, with their tokens: what it believes is set to
+  // that (a claim or an insert whose answer was lost, a release that was not).
+  std::map<std::string, std::uint64_t> held();
+  // One pipe's record as a claim would return it.
+  Claim read_claim(const std::string& id);
   // Gives a pipe up (its owner must have stopped it): fenced, so it is a no-op when the pipe
   // has moved on already.
   void release(const std::string& id);
   std::vector<std::string> owned() const;
-  // Pipes whose save or check was fenced since the last call: stop them, they are not ours.
+  // Pipes another worker took (a save or check refused for its token) since the last call: stop
+  // them, and release them (a no-op unless the store still names this worker).
   std::vector<std::string> take_fenced();
   std::vector<WorkerRow> workers();
   std::vector<PipeOwner> owners();
@@ -178,7 +188,9 @@ class PgStore final : public StateStore {
   void point(std::string_view name) const {
     if (options_.hook) options_.hook(name);
   }
-  [[noreturn]] void fenced(const std::string& id, const std::string& why);
+  // `moved`: the pipe is another worker's now (take_fenced reports it); else the lease as a whole
+  // may be gone, which lease_lost() reports.
+  [[noreturn]] void fenced(const std::string& id, const std::string& why, bool moved);
   std::uint64_t me_or_throw(const std::string& doing) const;  // under state_mu_
 
   PgStoreOptions options_;

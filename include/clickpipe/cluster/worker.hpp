@@ -10,10 +10,13 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -61,8 +64,11 @@ struct WorkerOptions {
 
 class ClusterWorker {
  public:
-  // Joins the store and starts the loop. Throws StoreError when joining fails.
+  // Takes nothing yet: start() joins. The service is there at once, for an HTTP API to be bound
+  // before any pipe runs. Throws InvalidField for bad options.
   explicit ClusterWorker(WorkerOptions options);
+  // Joins the store and starts the loop. Throws StoreError when joining fails.
+  void start();
   // drain()
   ~ClusterWorker();
   ClusterWorker(const ClusterWorker&) = delete;
@@ -80,6 +86,8 @@ class ClusterWorker {
   void step();
   void create_configured();
   void balance();
+  void reconcile();
+  void run_claim(const Claim& claim);
   void answer_commands();
   void drop_local(const std::string& id);  // stops and forgets, never releases
   void emit(WorkerEvent::Kind kind, const std::string& pipe, const std::string& message);
@@ -87,6 +95,10 @@ class ClusterWorker {
   WorkerOptions options_;
   std::unique_ptr<PipeService> service_;
   std::vector<PipeConfig> to_create_;
+  // How long a pipe this worker could not run is left to the others.
+  static constexpr std::chrono::seconds kSkipAfterRefusal{30};
+  std::set<std::string> broken_;  // held, not run: their records cannot be read
+  std::map<std::string, std::chrono::steady_clock::time_point> skip_until_;
   std::mutex drain_mu_;
   bool drained_ = false;
   std::jthread loop_;

@@ -29,6 +29,10 @@ struct ConnectionSettings {
   std::string ca_file;  // libpq's sslrootcert: the CA that signed the server's certificate
   std::chrono::seconds connect_timeout{10};
   std::string application_name = "clickpipe";
+  // When above 0: TCP keepalives and libpq's tcp_user_timeout, so a connection to a server that
+  // vanished (a failover, a blackholed network) fails within about this long instead of the
+  // kernel's quarter of an hour. 0: the system's defaults.
+  std::chrono::milliseconds tcp_user_timeout{0};
 
   // "host=127.0.0.1 port=5432 dbname=app user=repl sslmode=require": for messages; never the
   // password.

@@ -51,7 +51,9 @@ class PipeService {
   // Restores a saved pipe and starts it, as the constructor does for each record (the store
   // must let this process save it). Throws StoreError (AlreadyExists) when the service runs it
   // already, InvalidField for a record whose id or config is not valid.
-  Pipe& adopt(const PipeRecord& record);
+  // A record of a Terminated pipe (a delete that ended before its record could be removed) is
+  // removed instead, and nullptr returned.
+  Pipe* adopt(const PipeRecord& record);
   // Stops a pipe (its saved record stays as it is, for another process to resume) and forgets
   // it; false when there is no such pipe. Do not call it while another thread uses the Pipe.
   bool release(const std::string& id);

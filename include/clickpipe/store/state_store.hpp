@@ -57,10 +57,11 @@ class StateStore {
   virtual void remove(const std::string& id) = 0;
   // Whether a record (readable or broken) holds `id`: a new pipe may not take it.
   virtual bool holds(const std::string& id) = 0;
-  // Called by the runtime before each write to the destination (a CDC batch, a partition, tables
-  // made or swapped): throws StoreError (Fenced) when this process may no longer write for pipe
-  // `id`, so that a worker whose lease ran out stops before it writes rather than at its next
-  // save. Must be cheap (no round trip). Default: a store held by one process always may.
+  // Called by the runtime before every attempt of an executor call (provisioning, setup, each
+  // partition, swaps, removals, teardown) and before each CDC batch is applied: throws StoreError
+  // (Fenced) when this process may no longer write for pipe `id`, so that a worker whose lease
+  // ran out stops before it writes rather than at its next save. Must be cheap (no round trip).
+  // Default: a store held by one process always may.
   virtual void check_writer(const std::string& id) { (void)id; }
 };
 
