@@ -77,7 +77,8 @@ TEST(PipesConfig, APostgresStoreIsNamedByUrlOrObjectAndNeverCarriesAPasswordInTh
   EXPECT_FALSE(cli::parse_config(j).pg_store.has_value());
 
   for (const char* url : {"postgresql://clickpipe:pw@db/meta", "postgres://:pw@db/meta",
-                          "postgresql://db/meta?sslmode=require&password=pw@"}) {
+                          "postgresql://db/meta?sslmode=require&password=pw@",
+                          "postgresql://db/meta?%70assword=pw@"}) {
     j["store"] = url;
     try {
       cli::parse_config(j);

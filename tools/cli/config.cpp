@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include <libpq-fe.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -247,14 +249,20 @@ cluster::PgStoreOptions pg_store_options(const std::string& url, const std::stri
   if (!is_postgres_store(url)) {
     throw InvalidField(field, "expected a postgres:// or postgresql:// URL");
   }
-  const std::size_t start = url.find("://") + 3;
-  const std::size_t at = url.find('@', start);
-  const std::size_t slash = url.find('/', start);
-  const std::size_t query = url.find('?');
-  const bool in_query =
-      query != std::string::npos && url.find("password=", query) != std::string::npos;
-  if (in_query || (at != std::string::npos && (slash == std::string::npos || at < slash) &&
-                   url.substr(start, at - start).find(':') != std::string::npos)) {
+  // Read as libpq reads it, so no spelling (user:pw@, ?password=, a percent-encoded key) slips
+  // a password past: it would be logged with the store's name.
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (!options) {
+    if (error) PQfreemem(error);  // may quote the URL: not repeated
+    throw InvalidField(field, "is not a connection URL libpq can read");
+  }
+  bool password = false;
+  for (const PQconninfoOption* o = options; o->keyword; ++o) {
+    password = password || (std::string_view(o->keyword) == "password" && o->val && *o->val);
+  }
+  PQconninfoFree(options);
+  if (password) {
     throw InvalidField(field,
                        "the URL carries a password: give it in PGPASSWORD, ~/.pgpass or "
                        "store.password_env instead");
