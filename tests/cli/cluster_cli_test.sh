@@ -3,7 +3,8 @@
 # PostgreSQL (docs/scale-out.md), on the servers of ./scripts/test.sh, with writes going on:
 #   1. the workers split the pipes, one each;
 #   2. a command for a pipe goes through the other worker's HTTP API (pause), and through
-#      `clickpipe resume --store postgres://...` from the shell;
+#      `clickpipe resume --store postgres://...` from the shell; adding one pipe's table to the
+#      pipe on the other worker is refused;
 #   3. SIGTERM drains one worker: its pipe is handed over and runs on the other, exit 0;
 #   4. the remaining worker, owner of both pipes, is SIGKILLed; a new worker takes both over
 #      within the lease + 5 s;
@@ -177,6 +178,14 @@ eventually "$PA never Running again" 20 is_state "$PA" Running
 PGPASSWORD=$CLICKPIPE_PG_PASSWORD timeout 60 "$B" pause --store "$URL" --store-schema "$SCHEMA" \
   --id nosuchpipe > /dev/null 2> "$WORK/nopipe.err" && fail "a command for no pipe exited 0"
 grep -q not_found "$WORK/nopipe.err" || fail "a command for no pipe: $(cat "$WORK/nopipe.err")"
+
+# Pipes on different workers still never share a ClickHouse table: adding pa's table to pb is
+# refused by pb's owner, which checks every pipe in the store.
+[ "$(owner_of "$PA")" != "$(owner_of "$PB")" ] || fail "the pipes are no longer on two workers: $(status)"
+PGPASSWORD=$CLICKPIPE_PG_PASSWORD timeout 60 "$B" add-table --store "$URL" --store-schema "$SCHEMA" \
+  --id "$PB" "public.$T1" > /dev/null 2> "$WORK/clash.err" && fail "a table of another worker's pipe was added"
+grep -q "invalid" "$WORK/clash.err" && grep -q "$PA" "$WORK/clash.err" \
+  || fail "the clash was not refused naming the other pipe: $(cat "$WORK/clash.err")"
 
 # 3. SIGTERM drains w2: its pipe moves to w1, and w2 exits 0.
 kill -TERM "$PID_w2"

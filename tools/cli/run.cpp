@@ -186,30 +186,40 @@ int run(const CliConfig& cfg, const RunOptions& options) {
     }
   }
   // Tables one pipe adds must stay out of the others' ClickHouse tables (a resync or a delete of
-  // one would swap or drop them): checked against what each pipe holds now, not the config.
-  auto apart = [&service, &entries](const std::string& id, const std::vector<TableRef>& adding,
+  // one would swap or drop them): checked against what each pipe holds now, not the config. With
+  // a shared store that is every pipe in it, whichever worker runs it.
+  auto holdings = [&service, &client] {
+    std::vector<std::pair<std::string, std::vector<TableRef>>> out;
+    if (client) {
+      for (const PipeRecord& r : client->load_all().records) out.emplace_back(r.id, r.tables);
+    } else {
+      for (const PipeStatus& s : service.statuses()) out.emplace_back(s.id, s.tables);
+    }
+    return out;
+  };
+  auto apart = [&entries, holdings](const std::string& id, const std::vector<TableRef>& adding,
                                     const std::string& field) {
     const auto mine = entries.find(id);
     if (mine == entries.end()) return;
-    for (const PipeStatus& s : service.statuses()) {
-      const auto other = entries.find(s.id);
-      if (s.id == id || other == entries.end() ||
+    for (const auto& [other_id, tables] : holdings()) {
+      const auto other = entries.find(other_id);
+      if (other_id == id || other == entries.end() ||
           !same_destination(mine->second->executors.destination,
                             other->second->executors.destination)) {
         continue;
       }
-      check_tables_apart(id, adding, s.id, s.tables, field);
+      check_tables_apart(id, adding, other_id, tables, field);
     }
   };
   set_table_check([apart](const std::string& id, const std::vector<TableRef>& adding) {
     apart(id, adding, "tables");
   });
   // Pipes saved before this check (or by another config) may already share one: said loudly.
-  for (const PipeStatus& s : service.statuses()) {
+  for (const auto& [id, tables] : holdings()) {
     try {
-      apart(s.id, s.tables, "tables");
+      apart(id, tables, "tables");
     } catch (const InvalidField& e) {
-      log_event(*log, spdlog::level::err, s.id, "table_clash", e.what(), json::object());
+      log_event(*log, spdlog::level::err, id, "table_clash", e.what(), json::object());
     }
   }
   std::signal(SIGINT, on_signal);
