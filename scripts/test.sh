@@ -16,7 +16,7 @@ ensure_packages "${CLICKPIPE_PACKAGES[@]}"
 cd "$CLICKPIPE_ROOT"
 
 # Line tables only (-g1): sanitizer reports keep file and line, and the build is a fifth faster
-# than with full debug info (reconfigure without it to debug in gdb).
+# than with full debug info (cmake --preset dev -DCMAKE_CXX_FLAGS_DEBUG=-g to debug in gdb).
 configure_and_build dev -DCLICKPIPE_WERROR=ON -DCLICKPIPE_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS_DEBUG=-g1
 CHDB_DIR=
 trap 'pg_stop; ch_stop; [ -z "$CHDB_DIR" ] || rm -rf "$CHDB_DIR"' EXIT
