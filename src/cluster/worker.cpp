@@ -102,7 +102,6 @@ void ClusterWorker::step() {
     store.release(id);  // a no-op unless the store still names this worker
     emit(WorkerEvent::Kind::Fenced, id, "another worker owns it now; stopped here");
   }
-  options_.exclusive([&] { service_->list(); });  // forgets pipes that were deleted
   create_configured();
   reconcile();
   balance();
@@ -115,7 +114,7 @@ void ClusterWorker::reconcile() {
   PgStore& store = *options_.store;
   const std::map<std::string, std::uint64_t> held = store.held();
   std::vector<std::string> local;
-  options_.exclusive([&] { local = service_->list(); });
+  options_.exclusive([&] { local = service_->list(); });  // also forgets deleted pipes
   for (const std::string& id : local) {
     if (!held.count(id)) {
       drop_local(id);
@@ -201,9 +200,7 @@ void ClusterWorker::balance() {
 
 void ClusterWorker::answer_commands() {
   for (const StoreCommand& c : options_.store->take_commands()) {
-    std::string answer;
-    answer = options_.on_command(*service_, c.pipe_id, c.body);
-    options_.store->answer_command(c.seq, answer);
+    options_.store->answer_command(c.seq, options_.on_command(*service_, c.pipe_id, c.body));
   }
 }
 

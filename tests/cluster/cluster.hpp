@@ -11,20 +11,13 @@
 #include <string>
 #include <thread>
 
+#include "../crash/process.hpp"
 #include "../expect.hpp"
 #include "../servers.hpp"
 
 namespace clickpipe::test {
 
-template <class F>
-bool eventually(const F& done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
+using crash::poll_until;
 
 // A store schema no other test uses, dropped when the test ends.
 struct Schema {

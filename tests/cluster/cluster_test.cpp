@@ -93,7 +93,7 @@ class Cluster : public ::testing::Test {
     return out;
   }
   bool all_running_on(const std::vector<std::string>& names, std::chrono::milliseconds within) {
-    return test::eventually([&] { return static_cast<int>(running_on(names).size()) == pipes; },
+    return test::poll_until([&] { return static_cast<int>(running_on(names).size()) == pipes; },
                             within);
   }
 
@@ -135,7 +135,7 @@ TEST_F(Cluster,
   for (const char* w : {"w1", "w2", "w3"}) start(w);
   ASSERT_TRUE(all_running_on({"w1", "w2", "w3"}, 30s)) << "the pipes never all ran";
   // Spread evenly: each worker its share of 10.
-  ASSERT_TRUE(test::eventually(
+  ASSERT_TRUE(test::poll_until(
       [&] {
         return running("w1").size() == 10 && running("w2").size() == 10 &&
                running("w3").size() == 10;
@@ -156,7 +156,7 @@ TEST_F(Cluster,
       "the killed worker's %zu pipes ran on the others %lld ms after the kill (lease %lld ms)\n",
       orphaned.size(), static_cast<long long>(took.count()), static_cast<long long>(lease.count()));
   // The survivors share them: 15 each.
-  EXPECT_TRUE(test::eventually(
+  EXPECT_TRUE(test::poll_until(
       [&] { return running("w1").size() == 15 && running("w3").size() == 15; }, 10s));
   verify();
   stop_all();
@@ -168,7 +168,7 @@ TEST_F(Cluster, AWorkerPausedPastItsLeaseStopsWithoutWritingWhenResumedAndTheNew
   start("a");
   start("b");
   ASSERT_TRUE(
-      test::eventually([&] { return running("a").size() == 2 && running("b").size() == 2; }, 30s));
+      test::poll_until([&] { return running("a").size() == 2 && running("b").size() == 2; }, 30s));
   const std::set<std::string> a_pipes = running("a");
   auto store = cluster::PgStore::open([&] {
     cluster::PgStoreOptions o;
@@ -182,7 +182,7 @@ TEST_F(Cluster, AWorkerPausedPastItsLeaseStopsWithoutWritingWhenResumedAndTheNew
   }
   ::kill(workers["a"], SIGSTOP);
   const auto stopped = std::chrono::steady_clock::now();
-  ASSERT_TRUE(test::eventually([&] { return running("b").size() == 4; }, lease + 5s))
+  ASSERT_TRUE(test::poll_until([&] { return running("b").size() == 4; }, lease + 5s))
       << "b did not take over the paused worker's pipes";
   // Past the lease for sure, and b has saved positions of its own for a's old pipes.
   std::this_thread::sleep_until(stopped + lease + 1s);

@@ -148,7 +148,7 @@ TEST_F(PgStoreTest, AWorkerWhoseLeaseRanOutIsFencedAndTheNewOwnersRecordStays) {
   auto b = PgStore::open(options(600ms));
   b->join();
   std::vector<cluster::Claim> claims;
-  ASSERT_TRUE(test::eventually(
+  ASSERT_TRUE(test::poll_until(
       [&] {
         claims = b->claim(10);
         return !claims.empty();
@@ -290,7 +290,7 @@ TEST_F(PgStoreTest, ANoticeWakesAListeningWorker) {
   auto b = PgStore::open(options());
   EXPECT_FALSE(a->wait_for_notice(50ms));  // subscribes
   b->notify();
-  EXPECT_TRUE(test::eventually([&] { return a->wait_for_notice(200ms); }, 3s));
+  EXPECT_TRUE(test::poll_until([&] { return a->wait_for_notice(200ms); }, 3s));
 }
 
 }  // namespace
