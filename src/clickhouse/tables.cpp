@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <set>
 #include <string_view>
+#include <thread>
 
 #include "clickpipe/clickhouse/tab_separated.hpp"
 #include "values.hpp"
@@ -58,6 +60,32 @@ bool exists_and_ours(Client& client, const std::string& name, std::string_view r
   return true;
 }
 
+// ClickHouse before 19.1 reads system.tables by opening every table of the database, so a table
+// someone else drops meanwhile fails the whole query with UNKNOWN_TABLE, whichever table was
+// asked for. That says nothing about ours: the query is asked again, and when other DDL keeps
+// winning the failure is transient, left to the caller's retry rather than failing the pipe.
+std::string read_system_tables(Client& client, const ExternalTable& wanted) {
+  constexpr int kUnknownTable = 60;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return client.query(
+          "SELECT engine, sorting_key FROM system.tables WHERE (database, name) IN "
+          "(SELECT db, t FROM clickpipe_wanted) FORMAT TabSeparated",
+          wanted);
+    } catch (const ClickHouseFatalError& e) {
+      if (e.code() != kUnknownTable) throw;
+      if (attempt == kSystemTablesAttempts) {
+        throw ClickHouseTransientError(
+            fmt::format("{} (system.tables failed {} times in a row: tables are being dropped "
+                        "while it is read)",
+                        e.what(), attempt),
+            e.code());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
+    }
+  }
+}
+
 }  // namespace
 
 void create_table(Client& client, const TableLayout& layout) {
@@ -82,10 +110,7 @@ std::optional<ExistingTable> describe_table(Client& client, const std::string& n
   wanted.tsv += '\t';
   detail::escape_tsv(wanted.tsv, name);
   wanted.tsv += '\n';
-  const auto engines = parse_tab_separated(
-      client.query("SELECT engine, sorting_key FROM system.tables WHERE (database, name) IN "
-                   "(SELECT db, t FROM clickpipe_wanted) FORMAT TabSeparated",
-                   wanted));
+  const auto engines = parse_tab_separated(read_system_tables(client, wanted));
   if (!engines.empty() && engines[0].size() >= 2) {
     if (engines[0][0]) t.engine = *engines[0][0];
     if (engines[0][1]) t.sorting_key = *engines[0][1];

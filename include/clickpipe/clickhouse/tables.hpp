@@ -39,8 +39,11 @@ struct ExistingTable {
   std::vector<std::pair<std::string, std::string>> columns;  // (name, type), in order
   std::string sorting_key;  // as system.tables prints it: "id, `two words`"
 };
-// The table `name` in the client's database; nullopt when there is none.
+// The table `name` in the client's database; nullopt when there is none. ClickHouse before 19.1
+// fails a read of system.tables when any table of the database is dropped meanwhile: that read
+// is made up to kSystemTablesAttempts times, then the failure is a ClickHouseTransientError.
 std::optional<ExistingTable> describe_table(Client& client, const std::string& name);
+inline constexpr int kSystemTablesAttempts = 8;
 
 // Why `table` is not clickpipe's ("its engine is MergeTree, not ReplacingMergeTree"), or
 // nullopt when it carries the mark.
