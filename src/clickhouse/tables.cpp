@@ -60,25 +60,33 @@ bool exists_and_ours(Client& client, const std::string& name, std::string_view r
   return true;
 }
 
-// ClickHouse before 19.1 reads system.tables by opening every table of the database, so a table
+constexpr int kUnknownTable = 60;
+
+// ClickHouse 18.16 reads system.tables by opening every table of the database, so a table
 // someone else drops meanwhile fails the whole query with UNKNOWN_TABLE, whichever table was
-// asked for. That says nothing about ours: the query is asked again, and when other DDL keeps
-// winning the failure is transient, left to the caller's retry rather than failing the pipe.
+// asked for (Features::system_tables_races_drops). On such a server the read is asked again;
+// when other DDL keeps winning, the failure is transient (though code 60 is not, elsewhere),
+// left to the caller's retry rather than failing the pipe. A failure naming the table sent with
+// the query is not that race and is not asked again.
 std::string read_system_tables(Client& client, const ExternalTable& wanted) {
-  constexpr int kUnknownTable = 60;
   for (int attempt = 1;; ++attempt) {
     try {
       return client.query(
           "SELECT engine, sorting_key FROM system.tables WHERE (database, name) IN "
-          "(SELECT db, t FROM clickpipe_wanted) FORMAT TabSeparated",
+          "(SELECT db, t FROM " +
+              wanted.name + ") FORMAT TabSeparated",
           wanted);
     } catch (const ClickHouseFatalError& e) {
-      if (e.code() != kUnknownTable) throw;
+      if (e.code() != kUnknownTable || !client.features().system_tables_races_drops ||
+          std::string_view(e.what()).find("." + wanted.name + " doesn't exist") !=
+              std::string_view::npos) {
+        throw;
+      }
       if (attempt == kSystemTablesAttempts) {
         throw ClickHouseTransientError(
-            fmt::format("{} (system.tables failed {} times in a row: tables are being dropped "
-                        "while it is read)",
-                        e.what(), attempt),
+            fmt::format("{} (system.tables refused {} times in a row: ClickHouse {} fails it "
+                        "while any table of the database is dropped)",
+                        e.what(), attempt, client.version().to_string()),
             e.code());
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
@@ -100,8 +108,14 @@ bool table_exists(Client& client, const std::string& name) {
 std::optional<ExistingTable> describe_table(Client& client, const std::string& name) {
   if (!table_exists(client, name)) return std::nullopt;
   ExistingTable t;
-  for (const auto& row :
-       parse_tab_separated(client.query("DESCRIBE TABLE " + qualified(client, name)))) {
+  std::string described;
+  try {
+    described = client.query("DESCRIBE TABLE " + qualified(client, name));
+  } catch (const ClickHouseFatalError& e) {
+    if (e.code() == kUnknownTable) return std::nullopt;  // dropped since EXISTS answered
+    throw;
+  }
+  for (const auto& row : parse_tab_separated(described)) {
     if (row.size() >= 2 && row[0] && row[1]) t.columns.emplace_back(*row[0], *row[1]);
   }
   // The names are values here, so they travel as data, in a table sent with the query.
@@ -111,7 +125,9 @@ std::optional<ExistingTable> describe_table(Client& client, const std::string& n
   detail::escape_tsv(wanted.tsv, name);
   wanted.tsv += '\n';
   const auto engines = parse_tab_separated(read_system_tables(client, wanted));
-  if (!engines.empty() && engines[0].size() >= 2) {
+  // No row: the table was dropped since EXISTS answered, so there is none.
+  if (engines.empty()) return std::nullopt;
+  if (engines[0].size() >= 2) {
     if (engines[0][0]) t.engine = *engines[0][0];
     if (engines[0][1]) t.sorting_key = *engines[0][1];
   }

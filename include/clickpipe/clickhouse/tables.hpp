@@ -39,11 +39,11 @@ struct ExistingTable {
   std::vector<std::pair<std::string, std::string>> columns;  // (name, type), in order
   std::string sorting_key;  // as system.tables prints it: "id, `two words`"
 };
-// The table `name` in the client's database; nullopt when there is none. ClickHouse before 19.1
-// fails a read of system.tables when any table of the database is dropped meanwhile: that read
-// is made up to kSystemTablesAttempts times, then the failure is a ClickHouseTransientError.
-std::optional<ExistingTable> describe_table(Client& client, const std::string& name);
+// How often describe_table() reads system.tables on a server that fails such reads while any
+// table is dropped (Features::system_tables_races_drops) before its failure is transient.
 inline constexpr int kSystemTablesAttempts = 8;
+// The table `name` in the client's database; nullopt when there is none.
+std::optional<ExistingTable> describe_table(Client& client, const std::string& name);
 
 // Why `table` is not clickpipe's ("its engine is MergeTree, not ReplacingMergeTree"), or
 // nullopt when it carries the mark.
