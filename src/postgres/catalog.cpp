@@ -1,19 +1,15 @@
 #include "clickpipe/postgres/catalog.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <charconv>
 
 namespace clickpipe::postgres {
 
-namespace {
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : "; ") + s;
-  return out;
-}
-}  // namespace
-
 PreflightError::PreflightError(std::vector<std::string> problems)
-    : FatalError("PostgreSQL is not ready for this pipe: " + join(problems)),
+    : FatalError(
+          fmt::format("PostgreSQL is not ready for this pipe: {}", fmt::join(problems, "; "))),
       problems_(std::move(problems)) {}
 
 std::string qualified(const Connection& conn, const TableRef& t) {

@@ -1,5 +1,8 @@
 #include "clickpipe/postgres/schema_tracker.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <map>
 
@@ -10,12 +13,6 @@ namespace {
 
 bool in_key(const TableDefinition& d, const std::string& column) {
   return std::find(d.primary_key.begin(), d.primary_key.end(), column) != d.primary_key.end();
-}
-
-std::string join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
-  return out;
 }
 
 }  // namespace
@@ -203,8 +200,8 @@ std::vector<SchemaChange> SchemaTracker::compare(Held& h, const pgoutput::Relati
     std::sort(key_held.begin(), key_held.end());
     std::sort(key_now.begin(), key_now.end());
     if (key_held != key_now) {
-      problems.push_back("the primary key changed from (" + join(def.primary_key, ", ") + ") to (" +
-                         join(key_now, ", ") + ")");
+      problems.push_back(fmt::format("the primary key changed from ({}) to ({})",
+                                     fmt::join(def.primary_key, ", "), fmt::join(key_now, ", ")));
     }
   }
   for (std::size_t j = 0; j < next.columns.size(); ++j) {
@@ -218,21 +215,23 @@ std::vector<SchemaChange> SchemaTracker::compare(Held& h, const pgoutput::Relati
   if (!problems.empty()) {
     h.stopped = true;
     return {SchemaChange{SchemaChange::Kind::TableStopped, def.table, def,
-                         "table " + name + ": " + join(problems, "; ") +
-                             ". Its changes are no longer applied (the rest of the pipe goes "
-                             "on); resync the pipe to reload it with the new definition"}};
+                         fmt::format("table {}: {}. Its changes are no longer applied (the rest "
+                                     "of the pipe goes on); resync the pipe to reload it with "
+                                     "the new definition",
+                                     name, fmt::join(problems, "; "))}};
   }
   std::vector<SchemaChange> out;
   if (!dropped.empty()) {
     out.push_back(SchemaChange{SchemaChange::Kind::ColumnsDropped, def.table, next,
-                               "table " + name +
-                                   ": column(s) dropped at the source: " + join(dropped, ", ") +
-                                   " (kept in ClickHouse, NULL or the default from now on)"});
+                               fmt::format("table {}: column(s) dropped at the source: {} (kept "
+                                           "in ClickHouse, NULL or the default from now on)",
+                                           name, fmt::join(dropped, ", "))});
   }
   if (!added.empty()) {
     out.push_back(SchemaChange{SchemaChange::Kind::ColumnsAdded, def.table, next,
-                               "table " + name + ": column(s) added: " + join(added, ", ") +
-                                   " (Nullable in ClickHouse; earlier rows read NULL)"});
+                               fmt::format("table {}: column(s) added: {} (Nullable in ClickHouse; "
+                                           "earlier rows read NULL)",
+                                           name, fmt::join(added, ", "))});
   }
   h.def = std::move(next);
   h.index = std::move(index);

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "../expect.hpp"
+#include "../files.hpp"
 #include "clickpipe/store/file_store.hpp"
 #include "control.hpp"
 #include "telemetry.hpp"
@@ -26,13 +27,6 @@ namespace {
 using nlohmann::json;
 using std::chrono::seconds;
 namespace fs = std::filesystem;
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void write_text(const fs::path& p, const std::string& text) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
@@ -171,7 +165,7 @@ TEST(StatusView, BrokenForeignOrPlantedLiveFilesAreNotRead) {
   expect_record("symlink");
 
   // Valid and fresh again, padded past the cap with whitespace.
-  write_text(file, read_text(elsewhere / "a.json") + std::string(cli::kMaxLiveStatusBytes, ' '));
+  write_text(file, slurp(elsewhere / "a.json") + std::string(cli::kMaxLiveStatusBytes, ' '));
   expect_record("oversized");
 
   ASSERT_EQ(::mkfifo(file.c_str(), 0600), 0);  // read_status must not wait for a writer

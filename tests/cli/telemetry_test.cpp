@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "../files.hpp"
 #include "clickpipe/lifecycle/state.hpp"
 #include "clickpipe/version.hpp"
 #include "control.hpp"
@@ -89,13 +90,6 @@ std::vector<std::string> lines_with(const std::string& text, const std::string& 
     if (l.rfind(prefix, 0) == 0) out.push_back(l);
   }
   return out;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 struct TempDir {
@@ -291,8 +285,8 @@ TEST(Telemetry, MetricsMatchTheGoldenFile) {
   if (const char* update = std::getenv("CLICKPIPE_UPDATE_GOLDEN"); update && *update) {
     std::ofstream(golden_path(), std::ios::binary | std::ios::trunc) << m;
   }
-  EXPECT_EQ(m, read_text(golden_path())) << "set CLICKPIPE_UPDATE_GOLDEN=1 to rewrite "
-                                         << golden_path() << " after a deliberate change";
+  EXPECT_EQ(m, slurp(golden_path())) << "set CLICKPIPE_UPDATE_GOLDEN=1 to rewrite " << golden_path()
+                                     << " after a deliberate change";
 }
 
 TEST(Telemetry, EveryFamilyHasHelpAndTypeAndEverySampleAFamily) {
@@ -450,26 +444,26 @@ TEST(Telemetry, PublishWritesPrivateFilesAtomicallyAndRemovesOnlyStaleOnes) {
     ASSERT_EQ(::lstat(f.c_str(), &st), 0) << f;
     EXPECT_TRUE(S_ISREG(st.st_mode));
     EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
-    const json doc = json::parse(read_text(f));
+    const json doc = json::parse(slurp(f));
     EXPECT_EQ(doc["id"], id);
     EXPECT_EQ(doc["live"], true);
     EXPECT_EQ(doc["published_at"], cli::format_published_at(at(0)));
   }
   EXPECT_FALSE(fs::exists(fs::symlink_status(dir / "gone.json")));
   EXPECT_FALSE(fs::exists(fs::symlink_status(dir / "link.json")));
-  EXPECT_EQ(read_text(tmp.root / "target.json"), "target");  // the link went, not its target
+  EXPECT_EQ(slurp(tmp.root / "target.json"), "target");  // the link went, not its target
   for (const char* name : {"Foreign.json", "notes.txt", "a.json.bak"})
-    EXPECT_EQ(read_text(dir / name), "keep") << name;
+    EXPECT_EQ(slurp(dir / name), "keep") << name;
   EXPECT_TRUE(fs::is_directory(dir / "sub.json"));
 
   // A new file replaces the old by rename: a reader holding the old one sees it whole.
   fs::create_hard_link(dir / "a.json", dir / "held.old");
-  const std::string before = read_text(dir / "a.json");
+  const std::string before = slurp(dir / "a.json");
   a.cdc.changes = 2;
   t.refresh({a}, {}, at(1));
   ASSERT_EQ(t.publish(dir), "");
-  EXPECT_EQ(read_text(dir / "held.old"), before);
-  EXPECT_EQ(json::parse(read_text(dir / "a.json"))["cdc"]["changes"], 2);
+  EXPECT_EQ(slurp(dir / "held.old"), before);
+  EXPECT_EQ(json::parse(slurp(dir / "a.json"))["cdc"]["changes"], 2);
   EXPECT_FALSE(fs::exists(dir / "b.json"));  // b is no longer run
   for (const auto& e : fs::directory_iterator(dir))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();

@@ -24,11 +24,8 @@ namespace {
 
 using namespace chtest;
 
-// The destination under test: 18.16 over HTTP, or 26 embedded in the release run.
-ClientSettings settings() { return test::clickhouse_settings(); }
-
 TEST(ClickHouse, ReconcileCountsEveryKeyAtItsNewestVersion) {
-  Client c(settings());
+  Client c(test::clickhouse_settings());
   const TableLayout l = layout_for(simple(), unique("reconcile"), c.version());
   c.query(create_table_sql(l, "default"));
   const std::vector<Row> batch = {{{Datum::of("1"), Datum::of("a")}, 10, false},
@@ -78,7 +75,7 @@ class KeepsLastRow final : public Transport {
 // The bug class this pins: a destination answers an insert with success but keeps fewer rows
 // (a proxy truncating bodies, a lost part). Only counting back catches it.
 TEST(ClickHouse, RowsAcceptedButNotHeldAreReportedAsMissing) {
-  Client c(settings());
+  Client c(test::clickhouse_settings());
   const TableLayout l = layout_for(simple(), unique("dropped"), c.version());
   c.query(create_table_sql(l, "default"));
   insert(c, l, {{{Datum::of("1"), Datum::of("old")}, 5, false}});
@@ -87,7 +84,7 @@ TEST(ClickHouse, RowsAcceptedButNotHeldAreReportedAsMissing) {
                                  {{Datum::of("3"), Datum::of("y")}, 9, false}};
   // Through a destination that answers with success but keeps only the last row of an insert:
   // key 1 keeps its older version, key 2 is absent.
-  ClientSettings lossy_settings = settings();
+  ClientSettings lossy_settings = test::clickhouse_settings();
   lossy_settings.wrap = [](std::unique_ptr<Transport> t) {
     return std::make_unique<KeepsLastRow>(std::move(t));
   };
@@ -103,7 +100,7 @@ TEST(ClickHouse, RowsAcceptedButNotHeldAreReportedAsMissing) {
 }
 
 TEST(ClickHouse, ReconcileMatchesCompositeKeysOfAwkwardTypes) {
-  Client c(settings());
+  Client c(test::clickhouse_settings());
   TableDefinition def{
       TableRef{"public", "composite"},
       {col("amount", "numeric", false, 0, ((12 << 16) | 3) + 4), col("name", "text", false),
@@ -131,7 +128,7 @@ TEST(ClickHouse, ReconcileMatchesCompositeKeysOfAwkwardTypes) {
 // ReplacingMergeTree(_version, _is_deleted) hides deleted keys: reconciliation failed at the
 // first CDC batch, after its rows were inserted.
 TEST(ClickHouse, Regression_CountBackRunsOnModernAnalyzersAndCountsDeletedKeys) {
-  Client c(settings());
+  Client c(test::clickhouse_settings());
   TableDefinition def{TableRef{"public", "modern"},
                       {col("k1", "int8", false), col("k2", "text", false), col("v", "text")},
                       {"k1", "k2"}};

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "../crash/process.hpp"
+#include "../files.hpp"
 #include "cluster.hpp"
 
 using namespace std::chrono_literals;
@@ -20,13 +21,6 @@ using namespace clickpipe;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::set<std::string> lines(const std::string& text) {
   std::set<std::string> out;
@@ -83,7 +77,7 @@ class Cluster : public ::testing::Test {
   }
 
   std::set<std::string> running(const std::string& name) {
-    return lines(slurp(dir / (name + ".running")));
+    return lines(test::slurp(dir / (name + ".running")));
   }
   std::set<std::string> running_on(const std::vector<std::string>& names) {
     std::set<std::string> out;
@@ -106,7 +100,7 @@ class Cluster : public ::testing::Test {
                                         "' verify '" + dir.string() + "' >'" + out + "' 2>&1"});
     ASSERT_GT(pid, 0);
     const auto rc = crash::wait_exit(pid, 90s);
-    const std::string said = slurp(out);
+    const std::string said = test::slurp(out);
     ASSERT_EQ(rc, 0) << said;
     std::printf("%s", said.c_str());
   }
@@ -192,8 +186,8 @@ TEST_F(Cluster, AWorkerPausedPastItsLeaseStopsWithoutWritingWhenResumedAndTheNew
   std::this_thread::sleep_for(3s);
 
   // a wrote nothing to the destination between waking and joining again under a new id.
-  EXPECT_EQ(slurp(dir / "a.after_cont"), "");
-  const std::string events = slurp(dir / "a.events");
+  EXPECT_EQ(test::slurp(dir / "a.after_cont"), "");
+  const std::string events = test::slurp(dir / "a.events");
   EXPECT_NE(events.find("lease_lost"), std::string::npos) << events;
   // The old id owns nothing; positions b saved never went back.
   for (const auto& o : store->owners()) {
@@ -228,7 +222,7 @@ TEST_P(KillPoints, TheOtherWorkerTakesEveryPipeOverAndNothingIsLost) {
   start(second, k.killed_first ? "" : k.kill_at);
   ASSERT_EQ(crash::wait_exit(workers["k"], 20s), 128 + SIGKILL)
       << "the kill point " << k.kill_at << " was never reached";
-  EXPECT_EQ(slurp(dir / "killed_at"),
+  EXPECT_EQ(test::slurp(dir / "killed_at"),
             std::string(k.kill_at).substr(0, std::string(k.kill_at).find(':')));
   ASSERT_TRUE(all_running_on({"f"}, lease + 5s)) << running("f").size() << " of " << pipes;
   verify();

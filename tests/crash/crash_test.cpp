@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "../files.hpp"
 #include "process.hpp"
 
 namespace {
@@ -33,16 +34,10 @@ using clickpipe::crash::KillOnExit;
 using clickpipe::crash::poll_until;
 using clickpipe::crash::spawn;
 using clickpipe::crash::wait_exit;
-
-std::string read(const fs::path& p) {
-  std::ifstream in(p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using clickpipe::test::slurp;
 
 bool wait_file(const fs::path& p, const std::string& value, std::chrono::milliseconds timeout) {
-  return poll_until([&] { return read(p) == value; }, timeout);
+  return poll_until([&] { return slurp(p) == value; }, timeout);
 }
 
 // A directory of this test process's own, empty.
@@ -92,11 +87,11 @@ TEST_P(KillAtRandomPoints, RecoversWithNothingLostOrCopiedTwice) {
       ADD_FAILURE() << "kill " << k << " came late: "
                     << (reached ? "the helper ended before it" : "its point was never reached");
     }
-    const std::string state = read(dir / "state_A");
+    const std::string state = slurp(dir / "state_A");
     ++landed[state.empty() ? "before Setup" : state];
     in_load += phase_of(state) == Phase::Load;
     in_cdc += phase_of(state) == Phase::Cdc;
-    ASSERT_EQ(read(dir / "violations"), "") << "after kill " << k << " at " << ms << " ms";
+    ASSERT_EQ(slurp(dir / "violations"), "") << "after kill " << k << " at " << ms << " ms";
   }
   std::string where;
   for (const auto& [s, n] : landed) where += s + ":" + std::to_string(n) + " ";
@@ -109,7 +104,7 @@ TEST_P(KillAtRandomPoints, RecoversWithNothingLostOrCopiedTwice) {
   const pid_t verifier = spawn({helper, dir.string(), "verify"});
   KillOnExit verify_guard{verifier};  // a verify that hangs must not outlive the test
   EXPECT_EQ(wait_exit(verifier, 120s), 0)
-      << "after kills in " << where << "; violations: " << read(dir / "violations");
+      << "after kills in " << where << "; violations: " << slurp(dir / "violations");
   fs::remove_all(dir);
 }
 
@@ -137,7 +132,7 @@ TEST(KillAtRandomPoints, ABatchDroppedAfterARestartIsCaught) {
     ASSERT_GT(pid, 0);
     KillOnExit guard{pid};
     ASSERT_TRUE(wait_file(dir / "started", std::to_string(pid), 60s));
-    ASSERT_TRUE(poll_until([&] { return !read(dir / "dropped").empty(); }, 60s))
+    ASSERT_TRUE(poll_until([&] { return !slurp(dir / "dropped").empty(); }, 60s))
         << "no batch was dropped";
     ASSERT_EQ(::kill(pid, SIGKILL), 0);
     ASSERT_EQ(wait_exit(pid, 60s), 128 + SIGKILL);
@@ -145,9 +140,9 @@ TEST(KillAtRandomPoints, ABatchDroppedAfterARestartIsCaught) {
   const pid_t verifier = spawn({helper, dir.string(), "verify"});
   KillOnExit verify_guard{verifier};
   EXPECT_EQ(wait_exit(verifier, 120s), 1)
-      << "verify passed without the dropped batch: " << read(dir / "dropped");
-  EXPECT_NE(read(dir / "mismatch"), "") << "the destination must differ from the source";
-  EXPECT_EQ(read(dir / "violations"), "") << "and nothing else may be wrong";
+      << "verify passed without the dropped batch: " << slurp(dir / "dropped");
+  EXPECT_NE(slurp(dir / "mismatch"), "") << "the destination must differ from the source";
+  EXPECT_EQ(slurp(dir / "violations"), "") << "and nothing else may be wrong";
   fs::remove_all(dir);
 }
 

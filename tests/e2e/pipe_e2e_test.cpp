@@ -56,8 +56,8 @@ std::map<std::string, std::string> destination_rows(const pg_to_clickhouse::Conf
   return out;
 }
 
-bool converges(postgres::Connection& pg, const pg_to_clickhouse::Config& c, const std::string& t,
-               std::chrono::seconds timeout = 30s) {
+bool rows_converge(postgres::Connection& pg, const pg_to_clickhouse::Config& c,
+                   const std::string& t, std::chrono::seconds timeout = 30s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (source_rows(pg, t) == destination_rows(c, t)) return true;
@@ -144,7 +144,7 @@ TEST(EndToEnd, APipeCopiesStreamsPausesResumesAndResyncs) {
   EXPECT_EQ(loaded.partitions_in_exported_snapshot - before.partitions_in_exported_snapshot,
             pipe.status().snapshot.at(0).partitions_total);
   EXPECT_EQ(loaded.partitions_in_fresh_snapshot - before.partitions_in_fresh_snapshot, 0u);
-  EXPECT_TRUE(converges(pg, cfg, t)) << "after the initial load";
+  EXPECT_TRUE(rows_converge(pg, cfg, t)) << "after the initial load";
 
   // CDC: inserts, updates, a key change, deletes, an unchanged TOAST value.
   std::string big(6000, 'z');
@@ -154,7 +154,7 @@ TEST(EndToEnd, APipeCopiesStreamsPausesResumesAndResyncs) {
   pg.exec("INSERT INTO " + t + " VALUES (30001, 'new', NULL)");
   pg.exec("UPDATE " + t + " SET id = 40002 WHERE id = 2");
   pg.exec("DELETE FROM " + t + " WHERE id BETWEEN 10 AND 20");
-  EXPECT_TRUE(converges(pg, cfg, t)) << "after CDC";
+  EXPECT_TRUE(rows_converge(pg, cfg, t)) << "after CDC";
   {
     clickhouse::Client ch(cfg.destination);
     EXPECT_EQ(ch.query("SELECT length(big) FROM " + clickhouse::quote(t) +
@@ -170,7 +170,7 @@ TEST(EndToEnd, APipeCopiesStreamsPausesResumesAndResyncs) {
   EXPECT_EQ(faults->calls(testing::op::pull), pulls) << "a paused pipe pulls nothing";
   EXPECT_EQ(destination_rows(cfg, t).count("30002"), 0u) << "a paused pipe moves nothing";
   ASSERT_TRUE(pipe.resume());
-  EXPECT_TRUE(converges(pg, cfg, t)) << "after resume";
+  EXPECT_TRUE(rows_converge(pg, cfg, t)) << "after resume";
 
   ASSERT_TRUE(pipe.resync());
   ASSERT_TRUE(testing::wait_until(
@@ -180,7 +180,7 @@ TEST(EndToEnd, APipeCopiesStreamsPausesResumesAndResyncs) {
       },
       60s));
   pg.exec("INSERT INTO " + t + " VALUES (30003, 'after resync', NULL)");
-  EXPECT_TRUE(converges(pg, cfg, t)) << "after resync";
+  EXPECT_TRUE(rows_converge(pg, cfg, t)) << "after resync";
 
   ASSERT_TRUE(testing::drive_to(pipe, State::Terminated, 30s));
   EXPECT_FALSE(postgres::slot_status(pg, pg_to_clickhouse::slot_name(id)).has_value())
@@ -333,7 +333,7 @@ TEST(EndToEnd, ATransientCountBackFailureIsRetriedWithTheBatchReapplied) {
   p.fault.failures = 1;
   p.pg.exec("INSERT INTO " + p.t + " VALUES (1001, 'cdc')");
   p.pg.exec("UPDATE " + p.t + " SET v = 'changed' WHERE id = 7");
-  EXPECT_TRUE(converges(p.pg, p.cfg, p.t));
+  EXPECT_TRUE(rows_converge(p.pg, p.cfg, p.t));
   EXPECT_EQ(p.fault.fired, 1) << "the fault was hit";
   EXPECT_FALSE(p.ever_failed());
   EXPECT_EQ(p.pipe->state(), State::Running);

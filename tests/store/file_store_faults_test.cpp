@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "../expect.hpp"
+#include "../files.hpp"
 #include "../runtime/world.hpp"
 #include "clickpipe/store/file_store.hpp"
 #include "clickpipe/testing/flaky_file_system.hpp"
@@ -18,13 +19,6 @@ namespace clickpipe::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 PipeRecord record(const std::string& id, std::uint64_t changes) {
   PipeRecord r;

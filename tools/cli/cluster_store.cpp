@@ -3,6 +3,8 @@
 #include <map>
 #include <thread>
 
+#include "clickpipe/status.hpp"
+#include "commands.hpp"
 #include "control.hpp"
 #include "status_view.hpp"
 
@@ -13,15 +15,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-json outcome(const std::string& status, const std::string& message) {
-  return {{"status", status}, {"message", message}};
-}
-
 std::optional<json> answer_of(cluster::PgStore& store, std::int64_t seq) {
   const auto text = store.command_answer(seq);
   if (!text) return std::nullopt;
   json r = json::parse(*text, nullptr, false);
-  if (!r.is_object()) return outcome("unavailable", "the worker's answer cannot be read");
+  if (!r.is_object()) return command_outcome("unavailable", "the worker's answer cannot be read");
   return r;
 }
 
@@ -40,20 +38,21 @@ std::optional<json> wait_answer(cluster::PgStore& store, std::int64_t seq,
 json send_through_store(cluster::PgStore& store, const std::string& id, const json& command,
                         std::chrono::milliseconds timeout) {
   try {
-    if (!store.holds(id)) return outcome("not_found", "no pipe '" + id + "' in the store");
+    if (!store.holds(id))
+      return command_outcome("not_found", "no pipe '" + capped_error(id, 64) + "' in the store");
     const std::int64_t seq = store.submit_command(id, command.dump());
     if (auto r = wait_answer(store, seq, timeout)) return *r;
-    const json gave_up = outcome(
+    const json gave_up = command_outcome(
         "unavailable", "no worker answered within " + std::to_string(timeout.count() / 1000) +
                            " s (is one running on this store?); the command was withdrawn");
     if (store.withdraw_command(seq, gave_up.dump())) return gave_up;
     // A worker took it just now: its answer is coming.
     if (auto r = wait_answer(store, seq, 5s)) return *r;
-    return outcome("unavailable",
-                   "a worker took the command but gave no answer in time; see "
-                   "`clickpipe status` for its effect");
+    return command_outcome("unavailable",
+                           "a worker took the command but gave no answer in time; see "
+                           "`clickpipe status` for its effect");
   } catch (const std::exception& e) {
-    return outcome("unavailable", e.what());
+    return command_outcome("unavailable", e.what());
   }
 }
 

@@ -15,12 +15,13 @@ namespace clickpipe::cli {
 
 using nlohmann::json;
 
-namespace {
-
-json answer(std::string_view status, const std::string& message) {
+json command_outcome(std::string_view status, const std::string& message) {
   return {{"status", status}, {"message", capped_error(message)}};
 }
-json invalid(const std::string& message) { return answer("invalid", message); }
+
+namespace {
+
+json invalid(const std::string& message) { return command_outcome("invalid", message); }
 
 constexpr const char* kStatusNames[] = {"accepted", "queued", "rejected", "invalid", "unavailable"};
 
@@ -64,7 +65,7 @@ TableCheck& table_check() {  // under commands_mutex
   return check;
 }
 
-CommandResult run(Pipe& p, const std::string& what, const json& body) {
+CommandResult run_command(Pipe& p, const std::string& what, const json& body) {
   if (what == "pause" || what == "stop") {
     only_fields(body, {});
     return p.pause();
@@ -152,14 +153,14 @@ json execute_command(PipeService& service, const std::string& id, const json& bo
     if (!it->is_string()) return invalid("command: expected a string");
     const std::string what = it->get<std::string>();
     Pipe* p = service.get(id);
-    if (!p) return answer("not_found", "no pipe '" + capped_error(id, 64) + "'");
+    if (!p) return command_outcome("not_found", "no pipe '" + capped_error(id, 64) + "'");
     CommandResult r;
     try {
-      r = run(*p, what, body);
+      r = run_command(*p, what, body);
     } catch (const InvalidField& e) {
       return invalid(e.what());
     }
-    json out = answer(kStatusNames[static_cast<int>(r.status)], r.message);
+    json out = command_outcome(kStatusNames[static_cast<int>(r.status)], r.message);
     if (r.rejection) {
       out["rejection"] = *r.rejection;
       if (r.message.empty()) out["message"] = message(*r.rejection);
@@ -167,9 +168,9 @@ json execute_command(PipeService& service, const std::string& id, const json& bo
     out["state"] = p->state();
     return out;
   } catch (const std::exception& e) {
-    return answer("invalid", e.what());
+    return command_outcome("invalid", e.what());
   } catch (...) {
-    return answer("invalid", "unknown error");
+    return command_outcome("invalid", "unknown error");
   }
 }
 

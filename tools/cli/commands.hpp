@@ -26,6 +26,10 @@ namespace clickpipe::cli {
 nlohmann::json execute_command(PipeService& service, const std::string& id,
                                const nlohmann::json& body) noexcept;
 
+// A command's answer without the pipe's state, in the shape every way a command arrives answers
+// (files, HTTP, the cluster store): {"status": status, "message": message}, the message capped.
+nlohmann::json command_outcome(std::string_view status, const std::string& message);
+
 // Lets the service forget pipes that reached Terminated (their records are gone), under the
 // commands' lock. The run loop calls it, so a deleted pipe leaves status and metrics.
 void reap_terminated(PipeService& service) noexcept;

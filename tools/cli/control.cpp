@@ -132,8 +132,6 @@ std::string read_small(int dir_fd, const std::string& name, const struct stat& s
   return "";
 }
 
-json invalid(const std::string& message) { return {{"status", "invalid"}, {"message", message}}; }
-
 // Carries out one command file's text; returns the result document. The text is anyone's who
 // could write the directory: every field is checked for its type before use.
 json carry_out(PipeService& service, const std::string& text) {
@@ -141,12 +139,12 @@ json carry_out(PipeService& service, const std::string& text) {
   try {
     cmd = json::parse(text);
   } catch (const json::parse_error& e) {
-    return invalid("not valid JSON at byte " + std::to_string(e.byte));
+    return command_outcome("invalid", "not valid JSON at byte " + std::to_string(e.byte));
   }
-  if (!cmd.is_object()) return invalid("expected a JSON object");
+  if (!cmd.is_object()) return command_outcome("invalid", "expected a JSON object");
   auto id = cmd.find("id");
-  if (id == cmd.end()) return invalid("id: missing");
-  if (!id->is_string()) return invalid("id: expected a string");
+  if (id == cmd.end()) return command_outcome("invalid", "id: missing");
+  if (!id->is_string()) return command_outcome("invalid", "id: expected a string");
   return execute_command(service, id->get<std::string>(), cmd);
 }
 
@@ -313,7 +311,7 @@ void CommandInbox::answer_in(int dir_fd) {
       try {
         result = carry_out(service_, text);
       } catch (const std::exception& e) {
-        result = invalid(e.what());
+        result = command_outcome("invalid", e.what());
       }
       log_command(result, text);
       const std::string result_name = name.substr(0, name.size() - 4) + ".result";

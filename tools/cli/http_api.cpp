@@ -40,18 +40,12 @@ std::string host_port(const std::string& host, std::uint16_t port) {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-std::string dump(const json& j) {
-  // Status documents carry error text from servers: invalid UTF-8 must not make the answer fail.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-}
+// Status documents carry error text from servers: invalid UTF-8 must not make the answer fail.
+std::string dump(const json& j) { return json_text(j) + "\n"; }
 
 void reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(dump(body), "application/json");
-}
-
-json outcome(std::string_view status, const std::string& message) {
-  return {{"status", status}, {"message", message}};
 }
 
 // The methods a path answers to ("GET, HEAD" or "POST"); nullptr for a path that is no route.
@@ -259,9 +253,9 @@ struct HttpApi::Impl {
   void unauthorized(httplib::Response& res) {
     res.set_header("WWW-Authenticate", "Bearer realm=\"clickpipe\"");
     reply(res, 401,
-          outcome("unauthorized",
-                  "this API needs the header 'Authorization: Bearer <token>' "
-                  "with the token of CLICKPIPE_API_TOKEN"));
+          command_outcome("unauthorized",
+                          "this API needs the header 'Authorization: Bearer <token>' "
+                          "with the token of CLICKPIPE_API_TOKEN"));
   }
 
   void log_command(spdlog::level::level_enum level, const std::string& pipe,
@@ -300,7 +294,7 @@ void HttpApi::Impl::command(const httplib::Request& req, httplib::Response& res,
   // before the client has read the answer.
   const Body body = read_body(reader, res);
   if (!authorized(req)) {
-    log_command(spdlog::level::warn, id, "", outcome("unauthorized", ""));
+    log_command(spdlog::level::warn, id, "", command_outcome("unauthorized", ""));
     return unauthorized(res);
   }
   json result;
@@ -315,29 +309,32 @@ void HttpApi::Impl::command(const httplib::Request& req, httplib::Response& res,
   for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   const bool json_type = type == "application/json";
   if (req.has_header("Origin")) {
-    result = outcome("invalid", "requests from a web page (with an Origin header) are refused");
+    result =
+        command_outcome("invalid", "requests from a web page (with an Origin header) are refused");
     reply(res, 403, result);
   } else if (!json_type) {
-    result = outcome("invalid", "the body must be sent as Content-Type: application/json");
+    result = command_outcome("invalid", "the body must be sent as Content-Type: application/json");
     reply(res, 415, result);
   } else if (body.too_large) {
-    result = outcome("invalid", "the body is over " + std::to_string(kMaxHttpBodyBytes) + " bytes");
+    result = command_outcome("invalid",
+                             "the body is over " + std::to_string(kMaxHttpBodyBytes) + " bytes");
     reply(res, 413, result);
   } else if (!body.complete) {
-    result = outcome("invalid", "the body could not be read");
+    result = command_outcome("invalid", "the body could not be read");
     reply(res, 400, result);
   } else if (!runs(id) && !options.forward) {
-    result = outcome("not_found", "no pipe '" + id + "'");
+    result = command_outcome("not_found", "no pipe '" + capped_error(id, 64) + "'");
     reply(res, 404, result);
   } else {
     try {
       parsed = json::parse(body.text);
       if (!parsed.is_object()) {
-        result = outcome("invalid", R"(the body must be a JSON object, e.g. {"command": "pause"})");
+        result = command_outcome("invalid",
+                                 R"(the body must be a JSON object, e.g. {"command": "pause"})");
       }
     } catch (const json::parse_error& e) {
-      result =
-          outcome("invalid", "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
+      result = command_outcome(
+          "invalid", "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
     }
     // A pipe another worker runs: the command goes through the store (and waits for its answer).
     if (result.is_null()) {
@@ -411,7 +408,8 @@ void HttpApi::Impl::routes() {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     json body;
     if (res.status == 413) {
-      body = outcome("invalid", "the body is over " + std::to_string(kMaxHttpBodyBytes) + " bytes");
+      body = command_outcome("invalid",
+                             "the body is over " + std::to_string(kMaxHttpBodyBytes) + " bytes");
     } else if (res.status == 404) {
       body = {{"error", "not found"}};
     } else {

@@ -18,6 +18,10 @@
 
 namespace clickpipe::cli {
 
+std::string json_text(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 namespace {
 
 using nlohmann::json;
@@ -36,8 +40,6 @@ struct Pending {
   const json* fields = nullptr;  // an object, or null
 };
 thread_local const Pending* t_pending = nullptr;
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::string_view view(spdlog::string_view_t s) { return {s.data(), s.size()}; }
 
@@ -97,7 +99,7 @@ bool bare(std::string_view s) {
 // valid UTF-8), anything else as JSON.
 std::string text_value(const json& v) {
   if (v.is_string() && bare(v.get_ref<const std::string&>())) return v.get<std::string>();
-  return dump(v);
+  return json_text(v);
 }
 
 bool shown_in_text(std::string_view event, std::string_view key) {
@@ -143,9 +145,9 @@ std::string json_line(const spdlog::details::log_msg& m) {
       fmt::format(R"({{"time":"{}","level":"{}")", rfc3339(m.time), level_name(m.level));
   const auto add = [&out](std::string_view key, const json& value) {
     out += ',';
-    out += dump(json(std::string(key)));
+    out += json_text(json(std::string(key)));
     out += ':';
-    out += dump(value);
+    out += json_text(value);
   };
   if (!r.pipe.empty()) add("pipe", std::string(r.pipe));
   const bool has_fields = r.fields && r.fields->is_object();

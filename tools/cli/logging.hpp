@@ -28,6 +28,10 @@
 
 namespace clickpipe::cli {
 
+// One line of JSON; invalid UTF-8 in its strings (error texts from servers) is replaced, not
+// thrown on.
+std::string json_text(const nlohmann::json& j);
+
 enum class LogFormat { Text, Json };
 
 struct LogOptions {
