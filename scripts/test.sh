@@ -3,7 +3,8 @@
 # differ from the defaults) and ClickHouse 18.16 on 127.0.0.1, runs every test, and stops the
 # servers again (also on failure). Exits non-zero on any failure.
 #   1. the dev preset (Debug, AddressSanitizer + UBSan): every test, ClickHouse 18.16 over HTTP
-#   2. the tsan preset (ThreadSanitizer): the tests labelled "runtime" (threads and races)
+#   2. the tsan preset (ThreadSanitizer): the tests labelled "runtime" (threads and races) and
+#      the cluster's (a heartbeat thread beside the pipes; its worker processes built so too)
 #   3. the release preset, unoptimized: the destination and end-to-end tests again, against
 #      ClickHouse 26.7 embedded (chDB from the npm registry; libchdb.so cannot be loaded under the
 #      sanitizers); only those are built there, to keep a run from scratch well under 30 minutes
@@ -29,14 +30,15 @@ ch_start
 echo "==> test (dev: ASan + UBSan; ClickHouse 18.16 over HTTP)"
 ctest --preset dev -j"$(nproc)"
 
-# Only what runs under ThreadSanitizer is built there: the runtime's tests.
+# Only what runs under ThreadSanitizer is built there: the runtime's and the cluster's tests (not
+# cli.cluster, whose command is built in the dev tree only).
 echo "==> configure (tsan)"
 cmake --preset tsan -DCLICKPIPE_WERROR=ON $UNITY "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
   >/dev/null
-echo "==> build (tsan: the runtime's tests)"
-cmake --build --preset tsan --target clickpipe_runtime_tests -- -j"$(nproc)"
-echo "==> test (tsan: runtime under ThreadSanitizer)"
-ctest --preset tsan -L runtime -j"$(nproc)"
+echo "==> build (tsan: the runtime's and the cluster's tests)"
+cmake --build --preset tsan --target clickpipe_runtime_tests clickpipe_cluster_tests -- -j"$(nproc)"
+echo "==> test (tsan: runtime and cluster under ThreadSanitizer)"
+ctest --preset tsan -L "runtime|cluster" -E '^cli\.' -j"$(nproc)"
 
 # Again only what runs there: the tests labelled clickhouse or e2e and what they start.
 ensure_chdb
