@@ -17,6 +17,8 @@
 # Usage: ops_test.sh PATH_TO_CLICKPIPE
 set -u
 B="${1:-}"
+# shellcheck source=leftovers.sh
+source "$(dirname "${BASH_SOURCE[0]}")/leftovers.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 H="$HERE/ops_helper.py"
 LOG= # the clickpipe run's stderr, once it runs
@@ -76,26 +78,10 @@ cleanup() {
   [ -z "$RUN" ] || kill -9 "$RUN" 2> /dev/null
   # The role's connections first: a slot still in use cannot be dropped.
   pg "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '$ROLE'" > /dev/null 2>&1
-  for _ in 1 2 3 4 5; do
-    pg "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-          WHERE slot_name LIKE 'clickpipe\\_${ID}\\_%' AND NOT active" > /dev/null 2>&1
-    [ "$(pg "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'clickpipe\\_${ID}\\_%'" 2> /dev/null)" = 0 ] && break
-    sleep 0.5
-  done
-  for p in $(pg "SELECT pubname FROM pg_publication WHERE pubname LIKE 'clickpipe\\_${ID}\\_%'" 2> /dev/null); do
-    pg "DROP PUBLICATION IF EXISTS $p" > /dev/null 2>&1
-  done
+  drop_leftovers "$ID"
   pg "DROP TABLE IF EXISTS $T1, $T2, $T3, $BIG, $TX" > /dev/null 2>&1
   pg "DROP OWNED BY $ROLE" > /dev/null 2>&1
   pg "DROP ROLE IF EXISTS $ROLE" > /dev/null 2>&1
-  # 18.16 fails a read of system.tables while another test drops a table: asked again.
-  local names=""
-  for _ in 1 2 3 4 5; do
-    names=$(ch "SELECT name FROM system.tables WHERE database = 'default' AND startsWith(name, '${ID}_')" 2> /dev/null) && break
-  done
-  for t in $names; do
-    ch "DROP TABLE IF EXISTS default.\`$t\`" > /dev/null 2>&1
-  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
